@@ -1,0 +1,17 @@
+"""archgen: design neural networks for a device and a latency budget.
+
+Architectures are computation graphs (:class:`ArchGraph`); search spaces
+(:mod:`archgen.spaces`) encode them, build them as torch modules and export ONNX
+(:mod:`archgen.hardware`); benchmark tables come from :mod:`archgen.data`.
+"""
+
+from .errors import ArchGenError, DataError, InvalidArchError, InvalidGraphError, UnknownNameError
+from .graph import ArchGraph
+from .spaces import SearchSpace, available_spaces, get_space
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchGenError", "ArchGraph", "DataError", "InvalidArchError", "InvalidGraphError",
+    "SearchSpace", "UnknownNameError", "available_spaces", "get_space", "__version__",
+]

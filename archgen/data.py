@@ -1,0 +1,159 @@
+"""Benchmark tables (measured accuracy and latency), read in place from a data folder.
+
+The folder is given as an argument or by the ``ARCHGEN_DATA`` environment
+variable; it holds one sub-folder per space (``nasbench201/``, ``fbnet/``,
+``ofa_mbv3/``) as described in its README. Nothing is downloaded or copied.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError, UnknownNameError
+
+ENV_VAR = "ARCHGEN_DATA"
+
+#: per space: sub-folder, file with the architectures, files with metrics
+LAYOUT: dict[str, dict[str, str]] = {
+    "nb201": {"folder": "nasbench201", "archs": "accuracy.csv", "accuracy": "accuracy.csv", "latency": "latency_ms.csv"},
+}
+
+
+@dataclass(frozen=True)
+class BenchmarkTable:
+    """One space's measured table. Row ``i`` of every array is architecture ``archs[i]``.
+
+    ``accuracies`` maps task -> test accuracy (%); ``latencies`` maps device -> ms.
+    """
+
+    space: str
+    root: Path
+    archs: tuple[str, ...]
+    accuracies: dict[str, np.ndarray] = field(repr=False)
+    latencies: dict[str, np.ndarray] = field(repr=False)
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self.accuracies)
+
+    @property
+    def devices(self) -> list[str]:
+        return sorted(self.latencies)
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+    def accuracy(self, task: str) -> np.ndarray:
+        if task not in self.accuracies:
+            raise UnknownNameError(f"task of the {self.space} table", task, self.accuracies)
+        return self.accuracies[task]
+
+    def latency(self, device: str) -> np.ndarray:
+        if device not in self.latencies:
+            raise UnknownNameError(f"device of the {self.space} table", device, self.latencies)
+        return self.latencies[device]
+
+    def latency_matrix(self, devices: list[str] | None = None) -> np.ndarray:
+        """``[num_archs, num_devices]`` latencies (ms) for ``devices`` (default: all, sorted)."""
+        return np.stack([self.latency(d) for d in (devices or self.devices)], axis=1)
+
+    @functools.cached_property
+    def row_of(self) -> dict[str, int]:
+        """Row index of each arch string."""
+        return {a: i for i, a in enumerate(self.archs)}
+
+    def rows(self, archs: list[str]) -> np.ndarray:
+        """Row indices of ``archs`` (canonical strings); a clear error for unknown ones."""
+        try:
+            return np.array([self.row_of[a] for a in archs], dtype=np.int64)
+        except KeyError as exc:
+            raise DataError(f"architecture {exc.args[0]!r} is not in the {self.space} table at {self.root}") from None
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The benchmark folder: ``root`` if given, else ``$ARCHGEN_DATA``."""
+    if root is None:
+        root = os.environ.get(ENV_VAR)
+        if not root:
+            raise DataError(
+                f"no benchmark data folder given: pass root=... or set {ENV_VAR} to the folder "
+                "holding nasbench201/, fbnet/, ofa_mbv3/ (e.g. export ARCHGEN_DATA=../shared/benchmarks)"
+            )
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DataError(f"benchmark data folder {str(path)!r} does not exist (from {ENV_VAR} or root=)")
+    return path
+
+
+def load_table(space: str = "nb201", root: str | os.PathLike | None = None) -> BenchmarkTable:
+    """Load (and memoise) the measured table of ``space`` from the data folder."""
+    if space not in LAYOUT:
+        raise UnknownNameError("benchmark space", space, LAYOUT)
+    return _load_table(space, data_root(root).resolve())
+
+
+@functools.lru_cache(maxsize=8)
+def _load_table(space: str, root: Path) -> BenchmarkTable:
+    layout = LAYOUT[space]
+    folder = root / layout["folder"]
+    expected = sorted({layout["archs"], layout["accuracy"], layout["latency"]})
+    missing = [name for name in expected if not (folder / name).is_file()]
+    if missing:
+        raise DataError(
+            f"benchmark folder {str(folder)!r} lacks {', '.join(missing)}; expected files: {', '.join(expected)}"
+        )
+    header, rows = _read_csv(folder / layout["accuracy"])
+    if header[:2] != ["index", "arch"] or len(header) < 3:
+        raise DataError(f"{folder / layout['accuracy']}: expected header 'index,arch,<task>...', got {header}")
+    index = _column_ints(rows, 0, folder / layout["accuracy"])
+    archs = tuple(r[1] for r in rows)
+    accuracies = _numeric_columns(header, rows, 2, folder / layout["accuracy"])
+    lat_header, lat_rows = _read_csv(folder / layout["latency"])
+    if lat_header[:1] != ["index"] or len(lat_header) < 2:
+        raise DataError(f"{folder / layout['latency']}: expected header 'index,<device>...', got {lat_header}")
+    if _column_ints(lat_rows, 0, folder / layout["latency"]) != index:
+        raise DataError(f"{folder / layout['latency']}: its index column does not match {layout['accuracy']}")
+    latencies = _numeric_columns(lat_header, lat_rows, 1, folder / layout["latency"])
+    return BenchmarkTable(space, root, archs, accuracies, latencies)
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{path} is empty") from None
+        rows = [r for r in reader if r]
+    if not rows:
+        raise DataError(f"{path} has a header but no rows")
+    bad = next((i for i, r in enumerate(rows) if len(r) != len(header)), None)
+    if bad is not None:
+        raise DataError(f"{path}: row {bad + 2} has {len(rows[bad])} fields, the header has {len(header)}")
+    return header, rows
+
+
+def _column_ints(rows: list[list[str]], col: int, path: Path) -> list[int]:
+    try:
+        return [int(r[col]) for r in rows]
+    except ValueError as exc:
+        raise DataError(f"{path}: non-integer index ({exc})") from None
+
+
+def _numeric_columns(header: list[str], rows: list[list[str]], start: int, path: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for col in range(start, len(header)):
+        try:
+            values = np.array([float(r[col]) for r in rows])
+        except ValueError as exc:
+            raise DataError(f"{path}: column {header[col]!r} has a non-numeric value ({exc})") from None
+        if not np.isfinite(values).all():
+            raise DataError(f"{path}: column {header[col]!r} has non-finite values")
+        out[header[col]] = values
+    return out

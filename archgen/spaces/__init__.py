@@ -1,0 +1,27 @@
+"""Search spaces behind one protocol (:class:`SearchSpace`), found by name."""
+
+from __future__ import annotations
+
+from ..errors import UnknownNameError
+from .base import SearchSpace
+from .nb201 import NB201Space
+
+_SPACES: dict[str, type[SearchSpace]] = {NB201Space.name: NB201Space}
+_ALIASES = {"nasbench201": "nb201", "nas-bench-201": "nb201", "nats-tss": "nb201"}
+
+
+def available_spaces() -> list[str]:
+    return sorted(_SPACES)
+
+
+def get_space(name: str | SearchSpace) -> SearchSpace:
+    """The search space called ``name`` (e.g. ``"nb201"``); a space passes through."""
+    if isinstance(name, SearchSpace):
+        return name
+    key = _ALIASES.get(str(name).lower(), str(name).lower())
+    if key not in _SPACES:
+        raise UnknownNameError("search space", name, _SPACES)
+    return _SPACES[key]()
+
+
+__all__ = ["SearchSpace", "NB201Space", "available_spaces", "get_space"]

@@ -1,0 +1,212 @@
+"""The NAS-Bench-201 cell space: 6 edges of a 4-node cell, 5 ops each (5^6 = 15,625).
+
+Arch string: ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` -- node j lists its incoming
+edges ``op~i`` from node i. Graph form ("ops on nodes"): node 0 input, nodes 1..6
+the six edge ops in string order, node 7 output; an edge op i->j reads the sum of
+the ops entering cell node i (or the input) and feeds those leaving cell node j.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import networkx as nx
+
+from ..errors import InvalidArchError
+from ..graph import ArchGraph
+from .base import SearchSpace
+
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+#: the six cell edges (target node j, source node i) in arch-string order
+EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+NUM_ARCHS = len(OPS) ** len(EDGES)
+
+_GRAPH_INPUT, _GRAPH_OUTPUT = 0, len(EDGES) + 1
+
+
+def _template_edges() -> list[tuple[int, int]]:
+    """Graph edges of the ops-on-nodes form (independent of the ops chosen)."""
+    node_of = {edge: k + 1 for k, edge in enumerate(EDGES)}
+    edges = []
+    for (j, i), k in node_of.items():
+        if i == 0:
+            edges.append((_GRAPH_INPUT, k))
+        else:
+            edges.extend((node_of[e], k) for e in EDGES if e[0] == i)
+        if j == 3:
+            edges.append((k, _GRAPH_OUTPUT))
+    return sorted(edges)
+
+
+TEMPLATE_EDGES: tuple[tuple[int, int], ...] = tuple(_template_edges())
+
+_TEMPLATE = nx.DiGraph()
+_TEMPLATE.add_nodes_from(range(len(EDGES) + 2), role="op")
+_TEMPLATE.nodes[_GRAPH_INPUT]["role"], _TEMPLATE.nodes[_GRAPH_OUTPUT]["role"] = "input", "output"
+_TEMPLATE.add_edges_from(TEMPLATE_EDGES)
+
+
+def _same_role(template_node: dict, graph_node: dict) -> bool:
+    op = graph_node["op"]
+    return template_node["role"] == (op if op in ("input", "output") else "op")
+
+
+class NB201Space(SearchSpace):
+    """NAS-Bench-201 (a.k.a. NATS-Bench topology) cell space."""
+
+    name = "nb201"
+    input_shape = (3, 32, 32)
+    ops = OPS
+
+    # -- strings ------------------------------------------------------------------
+    def parse(self, text: str) -> str:
+        return self.format(self.parse_ops(text))
+
+    def parse_ops(self, text: str) -> tuple[str, ...]:
+        """The six edge ops of an arch string, in :data:`EDGES` order."""
+        if not isinstance(text, str):
+            raise InvalidArchError(f"a NAS-Bench-201 arch must be a string, got {type(text).__name__}")
+        s = text.strip()
+        if not (s.startswith("|") and s.endswith("|")) or len(s) < 2:
+            raise InvalidArchError(
+                f"malformed NAS-Bench-201 arch {text!r}: it must start and end with '|', "
+                "e.g. |nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+            )
+        nodes = s.split("+")
+        if len(nodes) != 3:
+            raise InvalidArchError(
+                f"malformed NAS-Bench-201 arch {text!r}: expected 3 node groups separated by '+', got {len(nodes)}"
+            )
+        ops: list[str] = []
+        for j, group in enumerate(nodes, start=1):
+            if not (group.startswith("|") and group.endswith("|")):
+                raise InvalidArchError(f"malformed node group {group!r} in {text!r}: expected |op~i|...|")
+            tokens = group[1:-1].split("|")
+            if len(tokens) != j:
+                raise InvalidArchError(
+                    f"node {j} in {text!r} must list {j} incoming edge(s), got {len(tokens)}: {group!r}"
+                )
+            for i, token in enumerate(tokens):
+                op, sep, src = token.partition("~")
+                if not sep:
+                    raise InvalidArchError(f"token {token!r} (node {j}) in {text!r} is not of the form op~i")
+                if op not in OPS:
+                    raise InvalidArchError(
+                        f"token {token!r} (node {j}) has unknown op {op!r}; NAS-Bench-201 ops: {', '.join(OPS)}"
+                    )
+                if src != str(i):
+                    raise InvalidArchError(
+                        f"token {token!r} (node {j}) must come from node {i} (edges listed in order 0..{j - 1})"
+                    )
+                ops.append(op)
+        return tuple(ops)
+
+    @staticmethod
+    def format(ops: tuple[str, ...] | list[str]) -> str:
+        """Arch string of six edge ops in :data:`EDGES` order."""
+        if len(ops) != len(EDGES):
+            raise InvalidArchError(f"a NAS-Bench-201 cell has {len(EDGES)} edge ops, got {len(ops)}")
+        for op in ops:
+            if op not in OPS:
+                raise InvalidArchError(f"unknown op {op!r}; NAS-Bench-201 ops: {', '.join(OPS)}")
+        groups, k = [], 0
+        for j in range(1, 4):
+            groups.append("|" + "|".join(f"{ops[k + i]}~{i}" for i in range(j)) + "|")
+            k += j
+        return "+".join(groups)
+
+    # -- index (base-5 code of the six ops; NOT the NAS-Bench-201 API index) -------
+    @property
+    def size(self) -> int:
+        return NUM_ARCHS
+
+    def index_of(self, arch: str) -> int:
+        """Position of ``arch`` in :meth:`enumerate` order (base-5 code of the ops)."""
+        code = 0
+        for op in self.parse_ops(arch):
+            code = code * len(OPS) + OPS.index(op)
+        return code
+
+    def arch_at(self, index: int) -> str:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < NUM_ARCHS:
+            raise InvalidArchError(f"NAS-Bench-201 index must be an int in 0..{NUM_ARCHS - 1}, got {index!r}")
+        ops = []
+        for _ in EDGES:
+            index, r = divmod(index, len(OPS))
+            ops.append(OPS[r])
+        return self.format(tuple(reversed(ops)))
+
+    def enumerate(self) -> Iterator[str]:
+        for i in range(NUM_ARCHS):
+            yield self.arch_at(i)
+
+    # -- graphs -------------------------------------------------------------------------
+    def to_graph(self, arch: str) -> ArchGraph:
+        ops = self.parse_ops(arch)
+        return ArchGraph.from_lists(["input", *ops, "output"], TEMPLATE_EDGES)
+
+    def from_graph(self, graph: ArchGraph) -> str:
+        """Decode any node numbering of the ops-on-nodes form (matched to the template)."""
+        if graph.num_nodes != len(EDGES) + 2:
+            raise InvalidArchError(
+                f"a NAS-Bench-201 graph has {len(EDGES) + 2} nodes (input, 6 ops, output), got {graph.num_nodes}"
+            )
+        bad = [(n, op) for n, op in enumerate(graph.ops) if op not in (*OPS, "input", "output")]
+        if bad:
+            raise InvalidArchError(f"nodes {bad} have ops outside NAS-Bench-201 ({', '.join(OPS)})")
+        if graph.nx.number_of_edges() == len(TEMPLATE_EDGES):
+            matcher = nx.algorithms.isomorphism.DiGraphMatcher(_TEMPLATE, graph.nx, node_match=_same_role)
+            # the template has no automorphisms, so the first match is the only one
+            for mapping in matcher.isomorphisms_iter():
+                return self.format(tuple(graph.op(mapping[k]) for k in range(1, len(EDGES) + 1)))
+        raise InvalidArchError(
+            "graph is not a NAS-Bench-201 cell: its wiring does not match the ops-on-nodes template "
+            f"(expected edges {list(TEMPLATE_EDGES)}, got {graph.edges})"
+        )
+
+    # -- exploration ----------------------------------------------------------------------
+    def sample(self, n: int, seed: int = 0) -> list[str]:
+        n = self._check_count(n)
+        rng = self._rng(seed)
+        if n <= NUM_ARCHS:
+            return [self.arch_at(i) for i in rng.sample(range(NUM_ARCHS), n)]
+        return [self.arch_at(rng.randrange(NUM_ARCHS)) for _ in range(n)]
+
+    def mutate(self, arch: str, seed: int = 0) -> str:
+        ops = list(self.parse_ops(arch))
+        rng = self._rng(seed)
+        k = rng.randrange(len(ops))
+        ops[k] = rng.choice([op for op in OPS if op != ops[k]])
+        return self.format(tuple(ops))
+
+    # -- function ---------------------------------------------------------------------------
+    def equivalence_key(self, arch: str) -> str:
+        """The function the cell computes, as a canonical expression of its input ``x``.
+
+        Merges cells equal under these rules: a ``none`` edge contributes nothing;
+        an op fed only zeros contributes nothing (the NAS-Bench-201 convention,
+        although BatchNorm's shift makes it not exactly zero at inference);
+        ``skip_connect`` passes its input on; sums are commutative and associative.
+        Returns ``"0"`` for a cell whose output is always zero.
+        """
+        ops = dict(zip(EDGES, self.parse_ops(arch)))
+        values: dict[int, tuple[str, ...]] = {0: ("x",)}
+        for j in range(1, 4):
+            terms: list[str] = []
+            for i in range(j):
+                op, value = ops[(j, i)], values[i]
+                if op == "none" or not value:
+                    continue
+                if op == "skip_connect":
+                    terms.extend(value)
+                else:
+                    terms.append(f"{op}({'+'.join(value)})")
+            values[j] = tuple(sorted(terms))
+        return "+".join(values[3]) or "0"
+
+    # -- building -----------------------------------------------------------------------------
+    def to_module(self, arch: str, num_classes: int = 10, **options):
+        """The NAS-Bench-201 CIFAR network (see :class:`~archgen.spaces.nb201_network.NB201Network`)."""
+        from .nb201_network import NB201Network
+
+        return NB201Network(self.parse_ops(arch), num_classes=num_classes, **options)

@@ -1,0 +1,106 @@
+"""The NAS-Bench-201 CIFAR network as a trainable ``torch.nn.Module``.
+
+Stem 3x3 conv to C, three stages of N cells at C, 2C, 4C with a residual
+reduction block between stages, BN-ReLU, global average pooling, linear head --
+the network whose 200-epoch accuracies the benchmark table reports.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .nb201 import EDGES
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1):
+        super().__init__(
+            nn.ReLU(),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+
+
+def make_op(name: str, channels: int) -> nn.Module | None:
+    """The module of one cell edge; ``None`` for ``none`` (the edge is left out)."""
+    if name == "none":
+        return None
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise ValueError(f"unknown NAS-Bench-201 op {name!r}")
+
+
+class Cell(nn.Module):
+    """A 4-node cell: node j = sum over i < j of op_(j,i)(node i)."""
+
+    def __init__(self, ops: tuple[str, ...], channels: int):
+        super().__init__()
+        self.edges = nn.ModuleDict()
+        for (j, i), op in zip(EDGES, ops):
+            module = make_op(op, channels)
+            if module is not None:
+                self.edges[f"{j}_{i}"] = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for j in range(1, 4):
+            terms = [self.edges[f"{j}_{i}"](nodes[i]) for i in range(j) if f"{j}_{i}" in self.edges]
+            # x * 0 rather than zeros_like: keeps the input in the exported graph
+            nodes.append(torch.stack(terms).sum(0) if len(terms) > 1 else terms[0] if terms else x * 0.0)
+        return nodes[3]
+
+
+class ResidualReduction(nn.Module):
+    """ResNet basic block with stride 2 that doubles the channels between stages."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_b(self.conv_a(x)) + self.shortcut(x)
+
+
+class NB201Network(nn.Module):
+    """``NB201Network(ops, num_classes=10, channels=16, cells_per_stage=5, in_channels=3)``.
+
+    ``channels`` (C) and ``cells_per_stage`` (N) default to the benchmark's 16 and 5;
+    smaller values give a faster proxy network of the same cell.
+    """
+
+    def __init__(
+        self,
+        ops: tuple[str, ...],
+        num_classes: int = 10,
+        channels: int = 16,
+        cells_per_stage: int = 5,
+        in_channels: int = 3,
+    ):
+        super().__init__()
+        for name, value in (("num_classes", num_classes), ("channels", channels),
+                            ("cells_per_stage", cells_per_stage), ("in_channels", in_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.ops = tuple(ops)
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        layers: list[nn.Module] = []
+        c = channels
+        for stage in range(3):
+            if stage > 0:
+                layers.append(ResidualReduction(c, 2 * c))
+                c *= 2
+            layers.extend(Cell(self.ops, c) for _ in range(cells_per_stage))
+        self.cells = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.cells(self.stem(x)))

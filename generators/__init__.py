@@ -1,0 +1,1 @@
+"""Generators of architecture graphs conditioned on task, device and budget."""

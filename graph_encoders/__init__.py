@@ -1,0 +1,1 @@
+"""GNN encoders over batches of :class:`archgen.graph.ArchGraph` (torch_geometric)."""

@@ -1,0 +1,1 @@
+"""Accuracy and latency predictors over architecture graphs."""

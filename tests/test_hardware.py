@@ -1,0 +1,57 @@
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from archgen.hardware import LatencyMeasurement, measure_latency, run_onnx, to_onnx
+from conftest import BEST_C10
+
+
+@pytest.fixture(scope="module")
+def exported(nb201, tmp_path_factory):
+    module = nb201.to_module(BEST_C10, num_classes=10).eval()
+    path = to_onnx(module, tmp_path_factory.mktemp("onnx") / "best.onnx", (1, 3, 32, 32))
+    return module, path
+
+
+def test_export_passes_checker_and_matches_torch(exported):
+    module, path = exported
+    onnx.checker.check_model(str(path))
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    assert np.abs(run_onnx(path, x) - expected).max() < 1e-4
+
+
+def test_all_none_cell_still_has_an_input(nb201, tmp_path):
+    module = nb201.to_module(nb201.format(["none"] * 6))
+    path = to_onnx(module, tmp_path / "none.onnx")
+    assert measure_latency(path, repeats=3, warmup=1).median_ms > 0
+
+
+def test_measure_latency_reports_median_and_spread(exported):
+    _, path = exported
+    m = measure_latency(path, warmup=2, repeats=7, threads=1)
+    assert isinstance(m, LatencyMeasurement)
+    assert m.repeats == 7 and m.threads == 1 and m.batch_size == 1
+    assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms
+    assert m.spread_ms >= 0 and m.to_dict()["median_ms"] == m.median_ms
+
+
+def test_measure_bad_arguments(exported, tmp_path):
+    _, path = exported
+    with pytest.raises(ValueError, match="repeats must be a positive int"):
+        measure_latency(path, repeats=0)
+    with pytest.raises(ValueError, match="threads must be a positive int"):
+        measure_latency(path, threads=0)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        measure_latency(tmp_path / "missing.onnx")
+
+
+def test_export_bad_shape_leaves_no_file(nb201, tmp_path):
+    module = nb201.to_module(BEST_C10)
+    with pytest.raises(ValueError, match="input_shape must be positive ints"):
+        to_onnx(module, tmp_path / "x.onnx", (1, 3, -1, 32))
+    with pytest.raises(Exception):
+        to_onnx(module, tmp_path / "y.onnx", (1, 5, 32, 32))  # wrong channel count
+    assert list(tmp_path.iterdir()) == []
