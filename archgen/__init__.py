@@ -5,6 +5,7 @@ Architectures are computation graphs (:class:`ArchGraph`); search spaces
 (:mod:`archgen.hardware`); benchmark tables come from :mod:`archgen.data`.
 """
 
+from .api import ArchGen
 from .errors import ArchGenError, DataError, InvalidArchError, InvalidGraphError, UnknownNameError
 from .graph import ArchGraph
 from .spaces import SearchSpace, available_spaces, get_space
@@ -12,6 +13,6 @@ from .spaces import SearchSpace, available_spaces, get_space
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArchGenError", "ArchGraph", "DataError", "InvalidArchError", "InvalidGraphError",
+    "ArchGen", "ArchGenError", "ArchGraph", "DataError", "InvalidArchError", "InvalidGraphError",
     "SearchSpace", "UnknownNameError", "available_spaces", "get_space", "__version__",
 ]

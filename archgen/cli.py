@@ -54,6 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=50, help="timed runs (default 50)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("pretrain", help="pretrain the latency and accuracy predictors of a space into a bundle")
+    _add_space(p)
+    p.add_argument("--data", default=None, help="benchmark data folder (default: $ARCHGEN_DATA)")
+    p.add_argument("--out", default=None, help="bundle path to write (default: ./<space>-bundle.pt)")
+    p.add_argument("--devices", default=None, help="comma-separated devices to train on (default: all)")
+    p.add_argument("--exclude-devices", default="", help="comma-separated devices to hold out")
+    p.add_argument("--tasks", default=None, help="comma-separated tasks to train on (default: all)")
+    p.add_argument("--exclude-tasks", default="", help="comma-separated tasks to hold out")
+    p.add_argument("--latency-epochs", type=int, default=None, help="epochs of the latency predictor")
+    p.add_argument("--accuracy-epochs", type=int, default=None, help="epochs of the accuracy predictor")
+    p.add_argument("--encoder", default=None, choices=["gin", "dag"], help="graph encoder of both predictors (default gin)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (offline unless logged in)")
+    p.add_argument("--run-dir", default="runs", help="folder for W&B runs and checkpoints (default ./runs)")
+    p.add_argument("--checkpoints", action="store_true", help="keep Lightning checkpoints under --run-dir")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(func=cmd_pretrain)
     return parser
 
 
@@ -137,6 +155,49 @@ def cmd_measure(args) -> int:
             f"{m.median_ms:.3f} ms median (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}) over {m.repeats} runs, "
             f"{m.threads} thread(s), batch {m.batch_size}, onnxruntime CPU"
         )
+    return 0
+
+
+def _names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def cmd_pretrain(args) -> int:
+    import dataclasses
+    import shlex
+
+    from predictors.fit import ACCURACY_FIT, LATENCY_FIT
+    from predictors.pretrain import pretrain_bundle
+
+    from .spaces import get_space
+
+    space = get_space(args.space)
+    lat_cfg, acc_cfg = LATENCY_FIT, ACCURACY_FIT
+    for flag, value in (("--latency-epochs", args.latency_epochs), ("--accuracy-epochs", args.accuracy_epochs)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if args.latency_epochs:
+        lat_cfg = dataclasses.replace(lat_cfg, epochs=args.latency_epochs)
+    if args.accuracy_epochs:
+        acc_cfg = dataclasses.replace(acc_cfg, epochs=args.accuracy_epochs)
+    if args.encoder:
+        lat_cfg = dataclasses.replace(lat_cfg, encoder=args.encoder)
+        acc_cfg = dataclasses.replace(acc_cfg, encoder=args.encoder)
+    out = Path(args.out or f"{space.name}-bundle.pt")
+    command = "archgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["pretrain"] else ""
+    bundle = pretrain_bundle(
+        space.name, args.data, devices=_names(args.devices), exclude_devices=_names(args.exclude_devices) or [],
+        tasks=_names(args.tasks), exclude_tasks=_names(args.exclude_tasks) or [],
+        latency_config=lat_cfg, accuracy_config=acc_cfg, seed=args.seed, use_wandb=args.wandb,
+        run_dir=args.run_dir, progress=not args.no_progress,
+        checkpoint_dir=Path(args.run_dir) / "checkpoints" if args.checkpoints else None, command=command,
+    )
+    bundle.save(out)
+    meta = bundle.meta
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): {len(meta['devices'])} devices, "
+          f"tasks {', '.join(meta['tasks'])}; trained in {meta['train_seconds']} s")
     return 0
 
 

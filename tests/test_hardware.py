@@ -23,6 +23,20 @@ def test_export_passes_checker_and_matches_torch(exported):
     assert np.abs(run_onnx(path, x) - expected).max() < 1e-4
 
 
+def test_parity_relative_to_output_scale_on_random_archs(nb201, tmp_path):
+    # untrained nets with many skip sums reach outputs ~1e5: compare relative to scale
+    rng = np.random.default_rng(1)
+    for i, arch in enumerate(nb201.sample(4, seed=3)):
+        module = nb201.to_module(arch).eval()
+        path = to_onnx(module, tmp_path / f"{i}.onnx", (2, 3, 32, 32))
+        x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+        with torch.no_grad():
+            expected = module(torch.from_numpy(x)).numpy()
+        got = run_onnx(path, x)
+        assert got.shape == expected.shape == (2, 10)
+        assert np.abs(got - expected).max() <= 1e-4 * max(1.0, np.abs(expected).max())
+
+
 def test_all_none_cell_still_has_an_input(nb201, tmp_path):
     module = nb201.to_module(nb201.format(["none"] * 6))
     path = to_onnx(module, tmp_path / "none.onnx")

@@ -1,0 +1,140 @@
+"""Fitting a :class:`~predictors.predictor.MetricPredictor` on a table with Lightning."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from graph_encoders import GraphBatcher
+
+from .calibration import PRIOR_GRID
+from .predictor import MetricPredictor
+from .training import PredictorModule, TableDataModule
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How to train one metric's predictor. Defaults suit latency; see
+    :data:`LATENCY_FIT` and :data:`ACCURACY_FIT` for the shipped choices."""
+
+    encoder: str = "gin"
+    members: int = 3
+    rank: int = 8
+    hidden: int = 32
+    epochs: int = 40
+    batch_size: int = 512
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    mse_weight: float = 1.0
+    rank_weight: float = 0.0
+    view: str = "full"
+    val_fraction: float = 0.1
+    #: choose the calibration prior by leave-one-target-out over the training
+    #: targets (needs >= 3 of them)
+    tune_prior: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: latency is close to additive in the ops, so plain regression of the ratio to
+#: each device's mean latency on all ops of the graph
+LATENCY_FIT = FitConfig()
+#: accuracy depends on what reaches the output: read the pruned graph, and train
+#: the order directly (a pairwise ranking loss beat MSE at 100 and 1,000 labels)
+ACCURACY_FIT = FitConfig(hidden=64, epochs=40, batch_size=1024, lr=2e-3, mse_weight=0.0, rank_weight=1.0, view="pruned")
+
+
+def normalise(values: np.ndarray, normalisation: str) -> tuple[np.ndarray, float, float]:
+    """``(z, offset, scale)`` with ``values = offset + scale * z`` (NaN ignored)."""
+    if normalisation == "ratio":
+        offset, scale = 0.0, float(np.nanmean(values))
+    else:
+        offset, scale = float(np.nanmean(values)), float(np.nanstd(values))
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"cannot normalise values with scale {scale}")
+    return (values - offset) / scale, offset, scale
+
+
+def fit_predictor(
+    space,
+    archs: list[str],
+    targets: dict[str, np.ndarray],
+    *,
+    kind: str,
+    unit: str,
+    normalisation: str,
+    config: FitConfig = LATENCY_FIT,
+    seed: int = 0,
+    logger=None,
+    progress: bool = True,
+    checkpoint_dir: str | Path | None = None,
+) -> MetricPredictor:
+    """Train an ensemble on ``targets`` (name -> values per arch, NaN = unknown).
+
+    After training, each member's target embeddings are refitted by least
+    squares on the training rows (only an affine map of its output per target),
+    which gives ranking-trained models real units; the residual on the
+    validation rows becomes each target's noise level.
+    """
+    names = list(targets)
+    if not names:
+        raise ValueError("fit_predictor needs at least one target")
+    columns, norms = [], {}
+    for name in names:
+        z, offset, scale = normalise(np.asarray(targets[name], dtype=np.float64), normalisation)
+        columns.append(z)
+        norms[name] = (offset, scale)
+    y = np.stack(columns, axis=1)
+    L.seed_everything(seed, workers=True, verbose=False)
+    data = TableDataModule(space, archs, y, batch_size=config.batch_size, val_fraction=config.val_fraction,
+                           seed=seed, view=config.view)
+    module = PredictorModule(names, encoder=config.encoder, members=config.members, rank=config.rank,
+                             hidden=config.hidden, lr=config.lr, weight_decay=config.weight_decay,
+                             mse_weight=config.mse_weight, rank_weight=config.rank_weight, seed=seed)
+    callbacks = []
+    if checkpoint_dir is not None:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        callbacks.append(ModelCheckpoint(dirpath=str(checkpoint_dir), filename=f"{kind}-{{epoch}}",
+                                         monitor="val/loss" if data.val_idx else None, save_last=True))
+    trainer = L.Trainer(
+        max_epochs=config.epochs, accelerator="cpu", devices=1, logger=logger if logger is not None else False,
+        callbacks=callbacks, enable_checkpointing=bool(callbacks), enable_progress_bar=progress,
+        enable_model_summary=False, deterministic=True, num_sanity_val_steps=0,
+    )
+    trainer.fit(module, data)
+    model = module.model.eval()
+    batcher = GraphBatcher(space, config.view)
+    with torch.no_grad():
+        phi = torch.cat([model.features(batcher.batch([archs[i] for i in chunk]))
+                         for chunk in np.array_split(np.arange(len(archs)), max(1, len(archs) // 8192))], dim=1)
+    phi = phi.double().numpy()
+    weights = model.weights.detach().double().numpy()
+    train_idx, val_idx = np.array(data.train_idx), np.array(data.val_idx, dtype=int)
+    noise = {}
+    for t, name in enumerate(names):
+        residuals = []
+        for e in range(model.members):
+            pred = phi[e] @ weights[e, t]
+            rows = train_idx[np.isfinite(y[train_idx, t])]
+            a, b = np.polyfit(pred[rows], y[rows, t], 1)
+            weights[e, t] = a * weights[e, t]
+            weights[e, t, 0] += b
+            vrows = val_idx[np.isfinite(y[val_idx, t])] if len(val_idx) else rows
+            residuals.append(y[vrows, t] - phi[e, vrows] @ weights[e, t])
+        mean_res = np.mean(residuals, axis=0)
+        noise[name] = float(np.sqrt(np.mean(mean_res**2)))
+    with torch.no_grad():
+        model.weights.copy_(torch.from_numpy(weights).to(model.weights.dtype))
+    predictor = MetricPredictor(
+        space=space, model=model, kind=kind, unit=unit, normalisation=normalisation, view=config.view,
+        norms={n: (norms[n][0], norms[n][1], noise[n]) for n in names},
+    )
+    if config.tune_prior:
+        predictor.tune_prior(archs, targets, PRIOR_GRID)
+    return predictor

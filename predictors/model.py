@@ -1,0 +1,58 @@
+"""The predictor network: an ensemble of graph encoders with target embeddings.
+
+Member ``m`` maps an architecture graph to features ``phi_m(a) = [1, f_m(a)]``
+and a target ``t`` (a device, or a task) to an embedding ``w_m[t]``; the
+prediction is their dot product. Known targets have learned embeddings; a new
+device or task gets one by Bayesian linear regression on a few measurements
+(:mod:`predictors.calibration`) -- the model itself is never retrained. The
+members' disagreement is the model part of the predictive spread.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from graph_encoders import build_encoder
+
+
+class EmbeddingPredictor(nn.Module):
+    """``y[m, a, t] = w_m[t] . [1, f_m(a)]`` for ``members`` independently
+    initialised encoders of type ``encoder`` with ``rank``-dim outputs."""
+
+    def __init__(
+        self,
+        targets: list[str],
+        encoder: str = "gin",
+        members: int = 3,
+        rank: int = 8,
+        hidden: int = 64,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if members < 1 or rank < 1:
+            raise ValueError(f"members and rank must be >= 1, got {members}, {rank}")
+        self.targets = list(targets)
+        self.config = {"encoder": encoder, "members": members, "rank": rank, "hidden": hidden}
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            self.encoders = nn.ModuleList(
+                build_encoder(encoder, hidden=hidden, out_dim=rank) for _ in range(members)
+            )
+            self.weights = nn.Parameter(torch.randn(members, len(self.targets), rank + 1) / (rank + 1) ** 0.5)
+        finally:
+            torch.random.set_rng_state(generator_state)
+
+    @property
+    def members(self) -> int:
+        return len(self.encoders)
+
+    def features(self, batch) -> torch.Tensor:
+        """``[members, num_graphs, rank + 1]``: the constant 1 followed by ``f_m(a)``."""
+        feats = torch.stack([enc(batch) for enc in self.encoders])
+        return torch.cat([feats.new_ones(*feats.shape[:2], 1), feats], dim=2)
+
+    def forward(self, batch) -> torch.Tensor:
+        """``[members, num_graphs, num_targets]`` normalised predictions."""
+        return torch.einsum("enr,etr->ent", self.features(batch), self.weights)

@@ -1,0 +1,240 @@
+"""One metric (latency or accuracy) for known and calibrated targets, in real units.
+
+:class:`MetricPredictor` wraps a trained :class:`~predictors.model.EmbeddingPredictor`
+with the normalisation of each target, adds targets by few-shot calibration, and
+answers ``predict(archs, target)`` with a mean and a spread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from archgen.errors import InvalidArchError, UnknownNameError
+from graph_encoders import GraphBatcher
+
+from .calibration import CalibrationPrior, LinearPosterior, calibrate_member
+from .model import EmbeddingPredictor
+
+#: how targets are normalised: latency as a ratio to the target's mean (scale-free
+#: shape, multiplicative device differences); accuracy standardised
+NORMALISATIONS = ("ratio", "standard")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted values of one metric for a list of architectures.
+
+    ``mean`` and ``std`` are in the metric's unit (ms, or % accuracy); ``std``
+    combines ensemble disagreement with the target's residual noise (and, for a
+    calibrated target, the posterior uncertainty of its embedding).
+    ``np.asarray(prediction)`` gives the means.
+    """
+
+    target: str
+    unit: str
+    mean: np.ndarray
+    std: np.ndarray
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.mean, dtype=dtype)
+
+    def __len__(self) -> int:
+        return len(self.mean)
+
+    def upper(self, margin: float = 1.0) -> np.ndarray:
+        """``mean + margin * std``: a pessimistic value for keeping a budget."""
+        return self.mean + margin * self.std
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Outcome of adding a target from k measurements."""
+
+    target: str
+    k: int
+    seconds: float
+    fit_spearman: float  # rank agreement of the calibrated predictor on the k points
+    noise_std: float  # inferred measurement noise, in the metric's unit
+
+
+@dataclass
+class _Target:
+    offset: float
+    scale: float
+    noise: float  # residual std in normalised units
+    posteriors: list[LinearPosterior] | None = None  # set for calibrated targets
+
+
+@dataclass
+class MetricPredictor:
+    """A metric over one space: known targets from pretraining, more by calibration."""
+
+    space: object
+    model: EmbeddingPredictor
+    kind: str  # "latency" or "accuracy"
+    unit: str
+    normalisation: str
+    view: str
+    norms: dict[str, tuple[float, float, float]]  # known target -> (offset, scale, noise)
+    prior: CalibrationPrior = field(default_factory=CalibrationPrior)
+
+    def __post_init__(self):
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
+        self.model.eval()
+        self._batcher = GraphBatcher(self.space, self.view)
+        self._targets: dict[str, _Target] = {
+            t: _Target(*self.norms[t]) for t in self.model.targets
+        }
+        self._feature_cache: dict[str, np.ndarray] = {}
+
+    # -- names ---------------------------------------------------------------------
+    @property
+    def known_targets(self) -> list[str]:
+        return list(self.model.targets)
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self._targets)
+
+    def _target(self, name: str) -> _Target:
+        if name not in self._targets:
+            raise UnknownNameError(
+                "device" if self.kind == "latency" else "task", name, self._targets
+            )
+        return self._targets[name]
+
+    # -- features -------------------------------------------------------------------
+    def coerce(self, archs) -> list[str]:
+        """Canonical arch strings of ``archs`` (strings or ArchGraphs of the space)."""
+        if isinstance(archs, str) or not isinstance(archs, Sequence) and not hasattr(archs, "__iter__"):
+            raise InvalidArchError(f"expected a list of architectures, got {type(archs).__name__}")
+        return [self.space.coerce(a) for a in archs]
+
+    @torch.no_grad()
+    def features(self, archs: list[str], chunk: int = 8192) -> np.ndarray:
+        """``[members, n, p]`` features of canonical arch strings (cached per arch)."""
+        missing = list(dict.fromkeys(a for a in archs if a not in self._feature_cache))
+        for i in range(0, len(missing), chunk):
+            part = missing[i : i + chunk]
+            feats = self.model.features(self._batcher.batch(part)).double().numpy()
+            for j, a in enumerate(part):
+                self._feature_cache[a] = feats[:, j]
+        if not archs:
+            return np.zeros((self.model.members, 0, self.model.config["rank"] + 1))
+        return np.stack([self._feature_cache[a] for a in archs], axis=1)
+
+    # -- prediction ---------------------------------------------------------------------
+    def predict(self, archs, target: str) -> Prediction:
+        tgt = self._target(target)
+        archs = self.coerce(archs)
+        phi = self.features(archs)
+        if tgt.posteriors is None:
+            w = self.model.weights.detach().double().numpy()[:, self.model.targets.index(target)]
+            per_member = np.einsum("enp,ep->en", phi, w)
+            var = per_member.var(axis=0) + tgt.noise**2
+        else:
+            outs = [post.predict(phi[e]) for e, post in enumerate(tgt.posteriors)]
+            per_member = np.stack([m for m, _ in outs])
+            var = per_member.var(axis=0) + np.mean([s**2 for _, s in outs], axis=0)
+        mean = tgt.offset + tgt.scale * per_member.mean(axis=0)
+        return Prediction(target, self.unit, mean, tgt.scale * np.sqrt(var))
+
+    # -- calibration -----------------------------------------------------------------------
+    def calibrate(self, name: str, archs, values, *, replace: bool = False) -> Calibration:
+        """Add target ``name`` from measured ``values`` of ``archs`` (k >= 2)."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"target name must be a non-empty string, got {name!r}")
+        if name in self.model.targets:
+            raise ValueError(f"{name!r} is a pretrained {self.kind} target; calibrate under another name")
+        if name in self._targets and not replace:
+            raise ValueError(f"{name!r} is already calibrated; pass replace=True to recalibrate it")
+        archs = self.coerce(archs)
+        y = np.asarray(values, dtype=np.float64).reshape(-1)
+        if len(archs) != len(y):
+            raise ValueError(f"got {len(archs)} architectures but {len(y)} values")
+        if len(y) < 2:
+            raise ValueError(f"calibration needs at least 2 measured architectures, got {len(y)}")
+        seen: dict[str, int] = {}
+        for i, a in enumerate(archs):
+            if a in seen:
+                raise ValueError(f"architecture {a} appears twice (positions {seen[a]} and {i}); give each once")
+            seen[a] = i
+        bad = np.flatnonzero(~np.isfinite(y))
+        if bad.size:
+            raise ValueError(f"values must be finite; position {int(bad[0])} is {y[bad[0]]}")
+        if self.kind == "latency" and (y <= 0).any():
+            i = int(np.flatnonzero(y <= 0)[0])
+            raise ValueError(f"latencies must be positive milliseconds; position {i} is {y[i]}")
+        if self.normalisation == "ratio":
+            offset, scale = 0.0, float(y.mean())
+        else:
+            offset, scale = float(y.mean()), float(y.std())
+            if scale == 0:
+                raise ValueError("all values are equal; calibration needs values that differ")
+        start = time.perf_counter()
+        phi = self.features(archs)
+        known = self.model.weights.detach().double().numpy()
+        z = (y - offset) / scale
+        posteriors = [calibrate_member(known[e], phi[e], z, self.prior) for e in range(self.model.members)]
+        seconds = time.perf_counter() - start
+        self._targets[name] = _Target(offset, scale, 0.0, posteriors)
+        fitted = self.predict(archs, name).mean
+        from scipy.stats import spearmanr
+
+        rho = float(spearmanr(fitted, y)[0]) if len(y) > 2 else float("nan")
+        noise = scale * float(np.sqrt(np.mean([p.noise for p in posteriors])))
+        return Calibration(name, len(y), seconds, rho, noise)
+
+    def tune_prior(
+        self,
+        archs: list[str],
+        values: dict[str, np.ndarray],
+        grid: Sequence[CalibrationPrior],
+        *,
+        k: int = 10,
+        seeds: int = 3,
+        sample: int = 3000,
+    ) -> CalibrationPrior:
+        """Choose the calibration prior by leave-one-target-out among the *known*
+        targets: each known target in turn is treated as new (its own embedding
+        left out of the prior), calibrated from k random architectures, and scored
+        by Spearman on ``sample`` others. Sets and returns the best prior."""
+        from scipy.stats import spearmanr
+
+        names = [t for t in self.model.targets if t in values]
+        if len(names) < 3:
+            return self.prior
+        rng = np.random.default_rng(0)
+        rows = rng.choice(len(archs), min(sample, len(archs)), replace=False)
+        phi = self.features([archs[i] for i in rows])
+        known = self.model.weights.detach().double().numpy()
+        best, best_score = self.prior, -np.inf
+        for prior in grid:
+            scores = []
+            for t, name in enumerate(names):
+                y = np.asarray(values[name], dtype=np.float64)[rows]
+                others = np.delete(known, self.model.targets.index(name), axis=1)
+                for seed in range(seeds):
+                    pick = np.random.default_rng(seed).choice(len(rows), k, replace=False)
+                    z = y[pick] / y[pick].mean() if self.normalisation == "ratio" else (y[pick] - y[pick].mean()) / y[pick].std()
+                    preds = [calibrate_member(others[e], phi[e, pick], z, prior).predict(phi[e])[0]
+                             for e in range(self.model.members)]
+                    scores.append(spearmanr(np.mean(preds, axis=0), y)[0])
+            score = float(np.nanmean(scores))
+            if score > best_score:
+                best, best_score = prior, score
+        self.prior = best
+        return best
+
+    def forget(self, name: str) -> None:
+        """Remove a calibrated target."""
+        if name in self.model.targets:
+            raise ValueError(f"{name!r} is pretrained and cannot be removed")
+        self._target(name)
+        del self._targets[name]

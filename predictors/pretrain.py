@@ -1,0 +1,85 @@
+"""The pretraining job: a space's benchmark table -> a :class:`PredictorBundle`."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from archgen.data import load_table
+from archgen.errors import UnknownNameError
+from archgen.spaces import get_space
+
+from .bundle import PredictorBundle
+from .fit import ACCURACY_FIT, LATENCY_FIT, FitConfig, fit_predictor
+
+
+def _select(kind: str, available: list[str], wanted: Sequence[str] | None, excluded: Sequence[str]) -> list[str]:
+    for name in [*(wanted or []), *excluded]:
+        if name not in available:
+            raise UnknownNameError(kind, name, available)
+    chosen = [n for n in (wanted or available) if n not in set(excluded)]
+    if not chosen:
+        raise ValueError(f"no {kind} left to pretrain on after excluding {list(excluded)}")
+    return chosen
+
+
+def pretrain_bundle(
+    space: str = "nb201",
+    root: str | Path | None = None,
+    *,
+    devices: Sequence[str] | None = None,
+    exclude_devices: Sequence[str] = (),
+    tasks: Sequence[str] | None = None,
+    exclude_tasks: Sequence[str] = (),
+    latency_config: FitConfig = LATENCY_FIT,
+    accuracy_config: FitConfig = ACCURACY_FIT,
+    seed: int = 0,
+    use_wandb: bool = False,
+    run_dir: str | Path = "runs",
+    progress: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    command: str = "",
+) -> PredictorBundle:
+    """Train the latency predictor on ``devices`` and the accuracy predictor on
+    ``tasks`` of ``space``'s table (all, minus the excluded ones)."""
+    sp = get_space(space)
+    table = load_table(sp.name, root)
+    devices = _select(f"device of the {sp.name} table", table.devices, devices, exclude_devices)
+    tasks = _select(f"task of the {sp.name} table", table.tasks, tasks, exclude_tasks)
+    archs = list(table.archs)
+    timings = {}
+    predictors = {}
+    for kind, names, config, unit, norm in (
+        ("latency", devices, latency_config, "ms", "ratio"),
+        ("accuracy", tasks, accuracy_config, "%", "standard"),
+    ):
+        logger = None
+        if use_wandb:
+            from archgen.tracking import wandb_logger
+
+            logger = wandb_logger(name=f"pretrain-{sp.name}-{kind}", save_dir=run_dir, job_type="pretrain",
+                                  config={"space": sp.name, "kind": kind, "targets": names, "seed": seed,
+                                          **config.to_dict()})
+        start = time.perf_counter()
+        values = {n: (table.latency(n) if kind == "latency" else table.accuracy(n)) for n in names}
+        predictors[kind] = fit_predictor(
+            sp, archs, values, kind=kind, unit=unit, normalisation=norm, config=config, seed=seed,
+            logger=logger, progress=progress,
+            checkpoint_dir=Path(checkpoint_dir) / kind if checkpoint_dir else None,
+        )
+        timings[kind] = round(time.perf_counter() - start, 1)
+        if logger is not None:
+            logger.experiment.summary["train_seconds"] = timings[kind]
+            logger.experiment.finish()
+    meta = {
+        "command": command, "seed": seed, "devices": devices, "tasks": tasks,
+        "excluded_devices": list(exclude_devices), "excluded_tasks": list(exclude_tasks),
+        "latency_config": latency_config.to_dict(), "accuracy_config": accuracy_config.to_dict(),
+        "train_seconds": timings, "torch": str(torch.__version__), "python": platform.python_version(),
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    return PredictorBundle(sp.name, predictors["latency"], predictors["accuracy"], meta)

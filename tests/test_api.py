@@ -1,0 +1,90 @@
+"""The public API on the shipped bundle, and the pretraining command end to end."""
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from archgen import ArchGen
+from archgen.api import bundled_path
+from archgen.cli import main
+from archgen.errors import UnknownNameError
+from conftest import BEST_C10
+
+
+@pytest.fixture(scope="module")
+def ag():
+    return ArchGen.pretrained("nb201")
+
+
+def test_shipped_bundle_is_small_and_documented():
+    path = bundled_path("nb201")
+    assert path.is_file() and path.stat().st_size < 5e6
+    recipe = path.with_suffix(".md").read_text()
+    assert "archgen pretrain --space nb201" in recipe
+
+
+def test_names(ag):
+    assert "pixel3" in ag.devices() and len(ag.devices()) == 21
+    assert ag.tasks() == ["cifar10", "cifar100"]
+
+
+def test_predictions_on_known_targets(ag, nb201_table):
+    archs = list(nb201_table.archs[:3000])
+    lat = ag.predict_latency(archs, device="pixel3")
+    assert lat.unit == "ms" and lat.mean.shape == (3000,) and (lat.std > 0).all()
+    assert spearmanr(lat.mean, nb201_table.latency("pixel3")[:3000])[0] > 0.9
+    acc = ag.predict_accuracy(archs, task="cifar10")
+    assert acc.unit == "%" and spearmanr(acc.mean, nb201_table.accuracy("cifar10")[:3000])[0] > 0.8
+    assert 80 < np.median(acc.mean) < 95
+
+
+def test_calibrate_device_then_predict(ag, nb201):
+    archs = nb201.sample(10, seed=0)
+    # a made-up board twice as slow as gold_6240
+    ms = 2 * ag.predict_latency(archs, device="gold_6240").mean
+    cal = ag.calibrate_device("my_board", archs, ms)
+    assert cal.k == 10 and cal.seconds < 5
+    assert "my_board" in ag.devices()
+    others = nb201.sample(200, seed=1)
+    mine = ag.predict_latency(others, device="my_board").mean
+    ref = ag.predict_latency(others, device="gold_6240").mean
+    assert spearmanr(mine, ref)[0] > 0.95
+    assert np.median(mine / ref) == pytest.approx(2.0, rel=0.15)
+    # graphs work like strings
+    assert ag.predict_latency([nb201.to_graph(BEST_C10)], device="my_board").mean.shape == (1,)
+
+
+def test_calibrate_task(ag, nb201, nb201_table):
+    archs = nb201.sample(20, seed=3)
+    acc = nb201_table.accuracy("cifar100")[nb201_table.rows(archs)]
+    ag.calibrate_task("my_task", archs, acc)
+    assert "my_task" in ag.tasks()
+    assert ag.predict_accuracy(archs[:3], task="my_task").mean.shape == (3,)
+
+
+def test_unknown_names(ag):
+    with pytest.raises(UnknownNameError, match="valid: 1080ti_1"):
+        ag.predict_latency([BEST_C10], device="jetson")
+    with pytest.raises(KeyError, match="unknown search space"):
+        ArchGen.pretrained("nb999")
+    with pytest.raises(FileNotFoundError):
+        ArchGen.pretrained("nb201", path="/nonexistent/bundle.pt")
+
+
+def test_pretrain_command_with_offline_wandb(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    out = tmp_path / "b.pt"
+    code = main(["pretrain", "--space", "nb201", "--devices", "gold_6240,pixel3", "--tasks", "cifar10",
+                 "--latency-epochs", "1", "--accuracy-epochs", "1", "--wandb", "--run-dir", str(tmp_path / "runs"),
+                 "--out", str(out), "--no-progress"])
+    assert code == 0 and "wrote" in capsys.readouterr().out
+    ag = ArchGen.pretrained("nb201", path=out)
+    assert ag.devices() == ["gold_6240", "pixel3"] and ag.tasks() == ["cifar10"]
+    runs = list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2  # one run per predictor
+    assert all(any(r.glob("*.wandb")) for r in runs)
+
+
+def test_pretrain_rejects_unknown_device(capsys):
+    assert main(["pretrain", "--exclude-devices", "jetson", "--no-progress"]) == 2
+    assert "unknown device of the nb201 table 'jetson'" in capsys.readouterr().err

@@ -1,0 +1,150 @@
+"""Predictors: behaviour on a small real training run (quality is measured by
+bench/predictors.py, not here)."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from archgen.errors import InvalidArchError, UnknownNameError
+from graph_encoders import GraphBatcher, build_encoder
+from predictors.bundle import BundleError, PredictorBundle
+from predictors.fit import ACCURACY_FIT, LATENCY_FIT, fit_predictor
+
+TRAIN_DEVICES = ["1080ti_1", "gold_6240", "samsung_a50", "titanxp_32"]
+HELD_OUT = "pixel3"
+
+
+@pytest.fixture(scope="module")
+def small(nb201, nb201_table):
+    """Latency and accuracy predictors fitted quickly on 3,000 architectures."""
+    rows = np.random.default_rng(0).choice(len(nb201_table), 3000, replace=False)
+    archs = [nb201_table.archs[i] for i in rows]
+    lat = fit_predictor(nb201, archs, {d: nb201_table.latency(d)[rows] for d in TRAIN_DEVICES},
+                        kind="latency", unit="ms", normalisation="ratio",
+                        config=replace(LATENCY_FIT, epochs=6, hidden=16, members=2), progress=False)
+    acc = fit_predictor(nb201, archs, {"cifar10": nb201_table.accuracy("cifar10")[rows]},
+                        kind="accuracy", unit="%", normalisation="standard",
+                        config=replace(ACCURACY_FIT, epochs=6, hidden=16, members=2), progress=False)
+    return PredictorBundle("nb201", lat, acc, {"note": "test"})
+
+
+@pytest.mark.parametrize("name", ["gin", "dag"])
+def test_encoders_share_one_interface(nb201, name):
+    batch = GraphBatcher(nb201).batch(nb201.sample(5, seed=0))
+    out = build_encoder(name, hidden=16, out_dim=7)(batch)
+    assert out.shape == (5, 7) and torch.isfinite(out).all()
+
+
+def test_unknown_encoder():
+    with pytest.raises(UnknownNameError, match="unknown graph encoder 'transformer'; valid: dag, gin"):
+        build_encoder("transformer")
+
+
+def test_dag_encoder_respects_direction(nb201):
+    # the same ops wired in reverse must not look the same to the DAG encoder
+    from archgen.graph import ArchGraph
+
+    enc = build_encoder("dag", hidden=16, out_dim=4).eval()
+    fwd = ArchGraph.from_lists(["input", "conv", "relu", "output"], [(0, 1), (1, 2), (2, 3)])
+    rev = ArchGraph.from_lists(["input", "relu", "conv", "output"], [(0, 1), (1, 2), (2, 3)])
+    from torch_geometric.data import Batch
+
+    with torch.no_grad():
+        a, b = enc(Batch.from_data_list([fwd.to_pyg()])), enc(Batch.from_data_list([rev.to_pyg()]))
+    assert not torch.allclose(a, b)
+
+
+def test_known_device_predictions_rank_well(small, nb201, nb201_table):
+    archs = list(nb201_table.archs[:2000])
+    pred = small.latency.predict(archs, "gold_6240")
+    assert pred.mean.shape == pred.std.shape == (2000,) and (pred.std > 0).all()
+    assert np.asarray(pred).shape == (2000,)
+    assert spearmanr(pred.mean, nb201_table.latency("gold_6240")[:2000])[0] > 0.8
+
+
+def test_calibrated_device_behaves_like_a_known_one(small, nb201_table):
+    lat = small.latency
+    rng = np.random.default_rng(1)
+    rows = rng.choice(len(nb201_table), 10, replace=False)
+    archs = [nb201_table.archs[i] for i in rows]
+    y = nb201_table.latency(HELD_OUT)
+    cal = lat.calibrate("board", archs, y[rows])
+    assert cal.k == 10 and cal.seconds < 5
+    assert "board" in lat.targets and HELD_OUT not in lat.targets
+    everything = list(nb201_table.archs[:3000])
+    pred = lat.predict(everything, "board")
+    assert spearmanr(pred.mean, y[:3000])[0] > 0.7
+    # the prediction is in milliseconds, on the device's scale
+    assert 0.3 < np.median(pred.mean) / np.median(y[:3000]) < 3
+    lat.forget("board")
+    assert "board" not in lat.targets
+
+
+def test_calibration_bad_input(small, nb201_table):
+    lat = small.latency
+    archs = list(nb201_table.archs[:5])
+    with pytest.raises(ValueError, match="at least 2"):
+        lat.calibrate("d", archs[:1], [1.0])
+    with pytest.raises(ValueError, match="position 2 is nan"):
+        lat.calibrate("d", archs[:3], [1.0, 2.0, float("nan")])
+    with pytest.raises(ValueError, match="positive milliseconds; position 1 is -2"):
+        lat.calibrate("d", archs[:3], [1.0, -2.0, 3.0])
+    with pytest.raises(ValueError, match="appears twice"):
+        lat.calibrate("d", [archs[0], archs[1], archs[0]], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="got 3 architectures but 2 values"):
+        lat.calibrate("d", archs[:3], [1.0, 2.0])
+    with pytest.raises(InvalidArchError):
+        lat.calibrate("d", ["k3_e1-skip-k5_e6", archs[1]], [1.0, 2.0])
+    with pytest.raises(ValueError, match="pretrained latency target"):
+        lat.calibrate("gold_6240", archs[:3], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="all values are equal"):
+        small.accuracy.calibrate("t", archs[:3], [50.0, 50.0, 50.0])
+
+
+def test_unknown_target_lists_valid_names(small, nb201_table):
+    with pytest.raises(UnknownNameError, match="unknown device 'jetson'; valid: 1080ti_1, gold_6240"):
+        small.latency.predict(list(nb201_table.archs[:2]), "jetson")
+    with pytest.raises(UnknownNameError, match="unknown task 'imagenet'; valid: cifar10"):
+        small.accuracy.predict(list(nb201_table.archs[:2]), "imagenet")
+
+
+def test_accepts_graphs_and_strings_alike(small, nb201, nb201_table):
+    arch = nb201_table.archs[7]
+    a = small.accuracy.predict([arch], "cifar10").mean
+    b = small.accuracy.predict([nb201.to_graph(arch)], "cifar10").mean
+    assert np.allclose(a, b)
+
+
+def test_task_calibration(small, nb201_table):
+    acc = small.accuracy
+    rows = np.random.default_rng(2).choice(len(nb201_table), 20, replace=False)
+    cal = acc.calibrate("c100", [nb201_table.archs[i] for i in rows], nb201_table.accuracy("cifar100")[rows])
+    assert cal.k == 20
+    pred = acc.predict(list(nb201_table.archs[:2000]), "c100")
+    assert spearmanr(pred.mean, nb201_table.accuracy("cifar100")[:2000])[0] > 0.5
+    acc.forget("c100")
+
+
+def test_bundle_round_trip_is_exact_and_safe(small, nb201_table, tmp_path):
+    path = small.save(tmp_path / "b.pt")
+    # plain tensors and builtins only: loadable with weights_only=True
+    torch.load(path, weights_only=True)
+    loaded = PredictorBundle.load(path)
+    archs = list(nb201_table.archs[:50])
+    assert np.allclose(loaded.latency.predict(archs, "gold_6240").mean, small.latency.predict(archs, "gold_6240").mean)
+    assert loaded.meta == {"note": "test"}
+
+
+def test_corrupt_and_foreign_bundles(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(BundleError, match="not a readable archgen bundle"):
+        PredictorBundle.load(bad)
+    torch.save({"format": 999}, tmp_path / "other.pt")
+    with pytest.raises(BundleError, match="not an archgen bundle of format 1"):
+        PredictorBundle.load(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError):
+        PredictorBundle.load(tmp_path / "missing.pt")
