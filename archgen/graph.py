@@ -197,13 +197,14 @@ class ArchGraph:
             out._g.nodes[n]["attrs"] = dict(out._g.nodes[n]["attrs"])
         return out
 
-    def pruned(self) -> ArchGraph:
+    def pruned(self, return_nodes: bool = False):
         """The graph without ``none`` (zero) ops and without nodes that no longer lie on
         an input -> output path, renumbered in topological order.
 
         Two architectures that differ only in computation that never reaches the
         output have equal ``pruned().canonical_hash()``. An output left with no
         inputs at all stays as a lone output node (a network computing zero).
+        With ``return_nodes``, also returns the original id of each kept node.
         """
         g = self._g.copy()
         g.remove_nodes_from([n for n in list(g) if g.nodes[n]["op"] == "none"])
@@ -221,7 +222,7 @@ class ArchGraph:
         for u, v in g.edges:
             if u in mapping and v in mapping:
                 out.add_edge(mapping[u], mapping[v])
-        return out
+        return (out, keep) if return_nodes else out
 
     # -- identity -------------------------------------------------------------
     def canonical_hash(self) -> str:
@@ -250,6 +251,24 @@ class ArchGraph:
         return self.canonical_hash() == other.canonical_hash()
 
     # -- conversions ------------------------------------------------------------
+    def to_arrays(self):
+        """``(op_index [n], attrs [n, len(NUMERIC_ATTRS)], edge_index [2, e])`` as numpy
+        arrays, nodes in topological order, attributes log-scaled (see :meth:`to_pyg`)."""
+        import numpy as np
+
+        order = self.topological_order()
+        pos = {n: i for i, n in enumerate(order)}
+        ops = np.empty(len(order), dtype=np.int64)
+        attrs = np.zeros((len(order), len(NUMERIC_ATTRS)), dtype=np.float32)
+        for i, n in enumerate(order):
+            data = self._g.nodes[n]
+            ops[i] = OP_INDEX[data["op"]] if data["op"] in OP_INDEX else _raise_unknown_op(n, data["op"])
+            for key, value in data["attrs"].items():
+                attrs[i, NUMERIC_ATTRS.index(key)] = encode_attr(value)
+        edges = sorted((pos[u], pos[v]) for u, v in self._g.edges)
+        edge_index = np.array(edges, dtype=np.int64).T.reshape(2, -1)
+        return ops, attrs, edge_index
+
     def to_pyg(self):
         """As a ``torch_geometric.data.Data``, nodes in topological order.
 
@@ -257,23 +276,7 @@ class ArchGraph:
         numeric attributes (:data:`~archgen.ops.NUMERIC_ATTRS`, 0 when absent);
         ``op``: op index per node; ``edge_index``: directed, source -> target.
         """
-        import torch
-        from torch_geometric.data import Data
-
-        order = self.topological_order()
-        pos = {n: i for i, n in enumerate(order)}
-        x = torch.zeros(len(order), NODE_FEATURES)
-        op = torch.empty(len(order), dtype=torch.long)
-        for i, n in enumerate(order):
-            data = self._g.nodes[n]
-            k = OP_INDEX[data["op"]] if data["op"] in OP_INDEX else _raise_unknown_op(n, data["op"])
-            op[i] = k
-            x[i, k] = 1.0
-            for key, value in data["attrs"].items():
-                x[i, len(OP_NAMES) + NUMERIC_ATTRS.index(key)] = encode_attr(value)
-        edges = sorted((pos[u], pos[v]) for u, v in self._g.edges)
-        edge_index = torch.tensor(edges, dtype=torch.long).t().reshape(2, -1)
-        return Data(x=x, op=op, edge_index=edge_index, num_nodes=len(order))
+        return arrays_to_pyg(*self.to_arrays())
 
     @classmethod
     def from_pyg(cls, data) -> ArchGraph:
@@ -316,6 +319,16 @@ class ArchGraph:
 
 
 # -- helpers ------------------------------------------------------------------
+def arrays_to_pyg(ops, attrs, edge_index):
+    """A ``Data`` from :meth:`ArchGraph.to_arrays` output."""
+    import torch
+    from torch_geometric.data import Data
+
+    op = torch.as_tensor(ops, dtype=torch.long)
+    x = torch.cat([torch.nn.functional.one_hot(op, len(OP_NAMES)).float(), torch.as_tensor(attrs)], dim=1)
+    return Data(x=x, op=op, edge_index=torch.as_tensor(edge_index, dtype=torch.long), num_nodes=len(op))
+
+
 def _fmt_num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:g}"
 

@@ -14,6 +14,10 @@ import json
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
+
+# this file's name would shadow the `predictors` package: drop bench/ from the path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import numpy as np
 import torch

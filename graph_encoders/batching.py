@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch_geometric.data import Batch, Data
+
+from archgen.graph import arrays_to_pyg
+from archgen.ops import OP_NAMES
 
 
 #: graph views an encoder can read: the architecture as built, or with ``none``
@@ -26,29 +30,35 @@ class GraphBatcher:
         self.max_cache = max_cache
         self._cache: dict[str, Data] = {}
 
-    def data(self, arch: str) -> Data:
-        d = self._cache.get(arch)
-        if d is None:
-            graph = self.space.to_graph(arch)
-            d = (graph.pruned() if self.view == "pruned" else graph).to_pyg()
+    def arrays(self, arch: str):
+        """``(op_index, attrs, edge_index)`` of one architecture (cached)."""
+        arrays = self._cache.get(arch)
+        if arrays is None:
+            arrays = self.space.graph_arrays(arch, self.view)
             if len(self._cache) >= self.max_cache:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[arch] = d
-        return d
+            self._cache[arch] = arrays
+        return arrays
+
+    def data(self, arch: str) -> Data:
+        return arrays_to_pyg(*self.arrays(arch))
 
     def batch(self, archs: Sequence[str]) -> Batch:
-        """One ``Batch`` of the graphs of ``archs`` (canonical strings of the space)."""
+        """One ``Batch`` of the graphs of ``archs`` (canonical strings of the space),
+        assembled with vectorised numpy (no per-graph ``Data`` objects)."""
         if len(archs) == 0:
             raise ValueError("cannot batch an empty list of architectures")
-        datas = [self.data(a) for a in archs]
-        sizes = torch.tensor([d.num_nodes for d in datas])
-        ptr = torch.zeros(len(datas) + 1, dtype=torch.long)
-        ptr[1:] = torch.cumsum(sizes, 0)
-        edge_index = torch.cat([d.edge_index + int(ptr[i]) for i, d in enumerate(datas)], dim=1)
+        parts = [self.arrays(a) for a in archs]
+        sizes = np.fromiter((len(p[0]) for p in parts), dtype=np.int64, count=len(parts))
+        edge_counts = np.fromiter((p[2].shape[1] for p in parts), dtype=np.int64, count=len(parts))
+        ptr = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=ptr[1:])
+        edge_index = np.concatenate([p[2] for p in parts], axis=1) + np.repeat(ptr[:-1], edge_counts)
+        op = torch.from_numpy(np.concatenate([p[0] for p in parts]))
+        attrs = torch.from_numpy(np.concatenate([p[1] for p in parts]))
+        x = torch.cat([torch.nn.functional.one_hot(op, len(OP_NAMES)).float(), attrs], dim=1)
         return Batch(
-            x=torch.cat([d.x for d in datas]),
-            op=torch.cat([d.op for d in datas]),
-            edge_index=edge_index,
-            batch=torch.repeat_interleave(torch.arange(len(datas)), sizes),
-            ptr=ptr,
+            x=x, op=op, edge_index=torch.from_numpy(edge_index),
+            batch=torch.repeat_interleave(torch.arange(len(parts)), torch.from_numpy(sizes)),
+            ptr=torch.from_numpy(ptr),
         )

@@ -129,3 +129,17 @@ def test_equivalence_key_merges_cut_off_ops(nb201):
 def test_equivalence_classes_are_fewer_than_strings(nb201):
     archs = nb201.sample(2000, seed=0)
     assert len({nb201.equivalence_key(a) for a in archs}) < 2000
+
+
+@pytest.mark.parametrize("view", ["full", "pruned"])
+def test_fast_graph_arrays_equal_the_generic_path(nb201, view):
+    from archgen.spaces.base import SearchSpace
+
+    archs = nb201.sample(300, seed=5) + [ALL_NONE, BEST_C10]
+    for arch in archs:
+        fast = nb201.graph_arrays(arch, view)
+        slow = SearchSpace.graph_arrays(nb201, arch, view)
+        for a, b in zip(fast, slow):
+            assert a.shape == b.shape and (a == b).all(), arch
+    with pytest.raises(ValueError, match="unknown graph view"):
+        nb201.graph_arrays(BEST_C10, "sideways")

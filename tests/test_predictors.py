@@ -148,3 +148,15 @@ def test_corrupt_and_foreign_bundles(tmp_path):
         PredictorBundle.load(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError):
         PredictorBundle.load(tmp_path / "missing.pt")
+
+
+def test_batcher_matches_torch_geometric_collation(nb201):
+    from torch_geometric.data import Batch
+
+    archs = nb201.sample(40, seed=4)
+    for view in ("full", "pruned"):
+        batcher = GraphBatcher(nb201, view)
+        mine = batcher.batch(archs)
+        ref = Batch.from_data_list([batcher.data(a) for a in archs])
+        for key in ("x", "op", "edge_index", "batch", "ptr"):
+            assert torch.equal(getattr(mine, key), getattr(ref, key)), (view, key)

@@ -51,6 +51,17 @@ class SearchSpace(ABC):
         """Decode a graph of this space back to its arch string; raise
         :class:`InvalidArchError` when the graph is not a member of the space."""
 
+    def graph_arrays(self, arch: str, view: str = "full"):
+        """:meth:`ArchGraph.to_arrays` of the architecture's graph (``view="full"``) or
+        of its pruned graph (``view="pruned"``). Spaces with a fixed template
+        override this with a fast path that gives identical arrays."""
+        graph = self.to_graph(arch)
+        if view == "pruned":
+            graph = graph.pruned()
+        elif view != "full":
+            raise ValueError(f"unknown graph view {view!r}; valid: full, pruned")
+        return graph.to_arrays()
+
     # -- exploration ------------------------------------------------------------
     @abstractmethod
     def sample(self, n: int, seed: int = 0) -> list[str]:

@@ -8,12 +8,16 @@ the ops entering cell node i (or the input) and feeds those leaving cell node j.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterator
 
 import networkx as nx
+import numpy as np
 
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
+from ..ops import NUMERIC_ATTRS, OP_INDEX
 from .base import SearchSpace
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -22,6 +26,7 @@ EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3
 NUM_ARCHS = len(OPS) ** len(EDGES)
 
 _GRAPH_INPUT, _GRAPH_OUTPUT = 0, len(EDGES) + 1
+_CANONICAL = re.compile(r"\|(\w+)~0\|\+\|(\w+)~0\|(\w+)~1\|\+\|(\w+)~0\|(\w+)~1\|(\w+)~2\|")
 
 
 def _template_edges() -> list[tuple[int, int]]:
@@ -51,6 +56,23 @@ def _same_role(template_node: dict, graph_node: dict) -> bool:
     return template_node["role"] == (op if op in ("input", "output") else "op")
 
 
+def _canonical_ops(text) -> tuple[str, ...] | None:
+    """The ops of an exactly canonical arch string, else None (a fast path)."""
+    match = _CANONICAL.fullmatch(text) if isinstance(text, str) else None
+    return match.groups() if match and all(op in OPS for op in match.groups()) else None
+
+
+@functools.lru_cache(maxsize=256)
+def _wiring(view: str, none_mask: tuple[bool, ...]) -> tuple[tuple[int, ...], np.ndarray]:
+    """Kept template nodes and edge_index of a cell whose ``none`` edges are ``none_mask``."""
+    ops = ["none" if is_none else "skip_connect" for is_none in none_mask]
+    graph = ArchGraph.from_lists(["input", *ops, "output"], TEMPLATE_EDGES)
+    if view == "full":
+        return tuple(range(graph.num_nodes)), graph.to_arrays()[2]
+    pruned, kept = graph.pruned(return_nodes=True)
+    return tuple(kept), pruned.to_arrays()[2]
+
+
 class NB201Space(SearchSpace):
     """NAS-Bench-201 (a.k.a. NATS-Bench topology) cell space."""
 
@@ -60,10 +82,13 @@ class NB201Space(SearchSpace):
 
     # -- strings ------------------------------------------------------------------
     def parse(self, text: str) -> str:
-        return self.format(self.parse_ops(text))
+        return text if _canonical_ops(text) else self.format(self.parse_ops(text))
 
     def parse_ops(self, text: str) -> tuple[str, ...]:
         """The six edge ops of an arch string, in :data:`EDGES` order."""
+        ops = _canonical_ops(text)
+        if ops:
+            return ops  # the common, well-formed case; errors take the long way below
         if not isinstance(text, str):
             raise InvalidArchError(f"a NAS-Bench-201 arch must be a string, got {type(text).__name__}")
         s = text.strip()
@@ -163,6 +188,18 @@ class NB201Space(SearchSpace):
             "graph is not a NAS-Bench-201 cell: its wiring does not match the ops-on-nodes template "
             f"(expected edges {list(TEMPLATE_EDGES)}, got {graph.edges})"
         )
+
+    def graph_arrays(self, arch: str, view: str = "full"):
+        """Fast path of :meth:`SearchSpace.graph_arrays`: the wiring depends only on
+        which edges are ``none``, so it is computed once per such pattern (by the
+        generic path) and the ops are filled in."""
+        if view not in ("full", "pruned"):
+            raise ValueError(f"unknown graph view {view!r}; valid: full, pruned")
+        ops = self.parse_ops(arch)
+        kept, edge_index = _wiring(view, tuple(op == "none" for op in ops))
+        names = ("input", *ops, "output")
+        op_index = np.array([OP_INDEX[names[k]] for k in kept], dtype=np.int64)
+        return op_index, np.zeros((len(kept), len(NUMERIC_ATTRS)), dtype=np.float32), edge_index
 
     # -- exploration ----------------------------------------------------------------------
     def sample(self, n: int, seed: int = 0) -> list[str]:
