@@ -102,8 +102,10 @@ def fit_predictor(
 
         callbacks.append(ModelCheckpoint(dirpath=str(checkpoint_dir), filename=f"{kind}-{{epoch}}",
                                          monitor="val/loss" if data.val_idx else None, save_last=True))
+    steps_per_epoch = max(1, -(-len(data.train_idx) // config.batch_size))
     trainer = L.Trainer(
         max_epochs=config.epochs, accelerator="cpu", devices=1, logger=logger if logger is not None else False,
+        log_every_n_steps=min(50, steps_per_epoch),
         callbacks=callbacks, enable_checkpointing=bool(callbacks), enable_progress_bar=progress,
         enable_model_summary=False, deterministic=True, num_sanity_val_steps=0,
     )
