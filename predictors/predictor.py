@@ -23,6 +23,8 @@ from .model import EmbeddingPredictor
 #: how targets are normalised: latency as a ratio to the target's mean (scale-free
 #: shape, multiplicative device differences); accuracy standardised
 NORMALISATIONS = ("ratio", "standard")
+#: architectures whose features are kept (about 200 bytes each)
+FEATURE_CACHE_SIZE = 500_000
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ class MetricPredictor:
             part = missing[i : i + chunk]
             feats = self.model.features(self._batcher.batch(part)).double().numpy()
             for j, a in enumerate(part):
+                if len(self._feature_cache) >= FEATURE_CACHE_SIZE:
+                    self._feature_cache.pop(next(iter(self._feature_cache)))
                 self._feature_cache[a] = feats[:, j]
         if not archs:
             return np.zeros((self.model.members, 0, self.model.config["rank"] + 1))
