@@ -12,7 +12,6 @@ from torch_geometric.data import Batch, Data
 from archgen.graph import arrays_to_pyg
 from archgen.ops import OP_NAMES
 
-
 #: graph views an encoder can read: the architecture as built, or with ``none``
 #: ops and the ops they cut off from the output removed (what the network computes)
 VIEWS = ("full", "pruned")
@@ -20,7 +19,7 @@ VIEWS = ("full", "pruned")
 
 class GraphBatcher:
     """Converts arch strings of one search space into batches, caching each
-    graph's ``Data`` by arch string (bounded by ``max_cache`` entries)."""
+    graph's arrays by arch string (bounded by ``max_cache`` entries)."""
 
     def __init__(self, space, view: str = "full", max_cache: int = 200_000):
         if view not in VIEWS:
@@ -28,7 +27,7 @@ class GraphBatcher:
         self.space = space
         self.view = view
         self.max_cache = max_cache
-        self._cache: dict[str, Data] = {}
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def arrays(self, arch: str):
         """``(op_index, attrs, edge_index)`` of one architecture (cached)."""

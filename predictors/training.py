@@ -86,19 +86,17 @@ class PredictorModule(L.LightningModule):
     def __init__(
         self,
         targets: list[str],
-        encoder: str = "gin",
-        members: int = 3,
-        rank: int = 8,
-        hidden: int = 64,
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
         mse_weight: float = 1.0,
         rank_weight: float = 0.0,
         seed: int = 0,
+        **model_options,
     ):
+        """``model_options`` (encoder, members, rank, hidden) go to :class:`EmbeddingPredictor`."""
         super().__init__()
         self.save_hyperparameters()
-        self.model = EmbeddingPredictor(targets, encoder=encoder, members=members, rank=rank, hidden=hidden, seed=seed)
+        self.model = EmbeddingPredictor(targets, seed=seed, **model_options)
 
     def forward(self, batch) -> torch.Tensor:
         return self.model(batch)
