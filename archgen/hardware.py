@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,7 +71,9 @@ def to_onnx(
     module.eval()
     try:
         example = torch.randn(*shape)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # the TorchScript exporter is deprecated upstream but chosen on purpose (speed)
+            warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
                 module, (example,), str(tmp), input_names=["input"], output_names=["output"],
                 opset_version=opset, dynamo=dynamo,
