@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .errors import ArchGenError
+from .errors import ArchGenError, UnknownNameError
 
 
 def _add_space(p: argparse.ArgumentParser) -> None:
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude-tasks", default="", help="comma-separated tasks to hold out")
     p.add_argument("--latency-epochs", type=int, default=None, help="epochs of the latency predictor")
     p.add_argument("--accuracy-epochs", type=int, default=None, help="epochs of the accuracy predictor")
-    p.add_argument("--encoder", default=None, choices=["gin", "dag"], help="graph encoder of both predictors (default gin)")
+    p.add_argument("--encoder", default=None, help="graph encoder of both predictors: gin (default) or dag")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (offline unless logged in)")
     p.add_argument("--run-dir", default="runs", help="folder for W&B runs and checkpoints (default ./runs)")
@@ -183,6 +183,10 @@ def cmd_pretrain(args) -> int:
     if args.accuracy_epochs:
         acc_cfg = dataclasses.replace(acc_cfg, epochs=args.accuracy_epochs)
     if args.encoder:
+        from graph_encoders import ENCODERS
+
+        if args.encoder not in ENCODERS:
+            raise UnknownNameError("graph encoder", args.encoder, ENCODERS)
         lat_cfg = dataclasses.replace(lat_cfg, encoder=args.encoder)
         acc_cfg = dataclasses.replace(acc_cfg, encoder=args.encoder)
     out = Path(args.out or f"{space.name}-bundle.pt")

@@ -319,13 +319,20 @@ class ArchGraph:
 
 
 # -- helpers ------------------------------------------------------------------
+def node_features(op, attrs):
+    """Node feature matrix ``x``: op one-hot next to the encoded attributes (tensors)."""
+    import torch
+
+    return torch.cat([torch.nn.functional.one_hot(op, len(OP_NAMES)).float(), attrs], dim=1)
+
+
 def arrays_to_pyg(ops, attrs, edge_index):
     """A ``Data`` from :meth:`ArchGraph.to_arrays` output."""
     import torch
     from torch_geometric.data import Data
 
     op = torch.as_tensor(ops, dtype=torch.long)
-    x = torch.cat([torch.nn.functional.one_hot(op, len(OP_NAMES)).float(), torch.as_tensor(attrs)], dim=1)
+    x = node_features(op, torch.as_tensor(attrs))
     return Data(x=x, op=op, edge_index=torch.as_tensor(edge_index, dtype=torch.long), num_nodes=len(op))
 
 

@@ -10,6 +10,7 @@ architecture is held out of the training it is evaluated against.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -69,7 +70,7 @@ def latency_lodo(devices, ks=(5, 10, 20), jobs: int = 1) -> dict:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs, initializer=_single_thread) as pool:
-            per_device = dict(pool.map(_lodo_device, devices))
+            per_device = dict(pool.map(functools.partial(_lodo_device, ks=ks), devices))
     else:
         per_device = dict(_lodo_device(d, ks) for d in devices)
     summary = {f"k{k}": {"mean": round(float(np.mean([r[f'k{k}'] for r in per_device.values()])), 4),

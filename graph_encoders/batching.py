@@ -9,12 +9,8 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch, Data
 
-from archgen.graph import arrays_to_pyg
-from archgen.ops import OP_NAMES
-
-#: graph views an encoder can read: the architecture as built, or with ``none``
-#: ops and the ops they cut off from the output removed (what the network computes)
-VIEWS = ("full", "pruned")
+from archgen.graph import arrays_to_pyg, node_features
+from archgen.spaces.base import check_view
 
 
 class GraphBatcher:
@@ -22,10 +18,8 @@ class GraphBatcher:
     graph's arrays by arch string (bounded by ``max_cache`` entries)."""
 
     def __init__(self, space, view: str = "full", max_cache: int = 200_000):
-        if view not in VIEWS:
-            raise ValueError(f"unknown graph view {view!r}; valid: {', '.join(VIEWS)}")
         self.space = space
-        self.view = view
+        self.view = check_view(view)
         self.max_cache = max_cache
         self._cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
@@ -55,9 +49,8 @@ class GraphBatcher:
         edge_index = np.concatenate([p[2] for p in parts], axis=1) + np.repeat(ptr[:-1], edge_counts)
         op = torch.from_numpy(np.concatenate([p[0] for p in parts]))
         attrs = torch.from_numpy(np.concatenate([p[1] for p in parts]))
-        x = torch.cat([torch.nn.functional.one_hot(op, len(OP_NAMES)).float(), attrs], dim=1)
         return Batch(
-            x=x, op=op, edge_index=torch.from_numpy(edge_index),
+            x=node_features(op, attrs), op=op, edge_index=torch.from_numpy(edge_index),
             batch=torch.repeat_interleave(torch.arange(len(parts)), torch.from_numpy(sizes)),
             ptr=torch.from_numpy(ptr),
         )

@@ -93,9 +93,10 @@ def calibrate_member(
         for noise in prior.noise_grid:
             kmat = k0 + noise * eye_k
             chol = np.linalg.cholesky(kmat)
-            alpha = np.linalg.solve(kmat, r)
+            solved = np.linalg.solve(kmat, np.column_stack([r, ps]))
+            alpha = solved[:, 0]
             means.append(m + ps.T @ alpha)
-            covs.append(s - ps.T @ np.linalg.solve(kmat, ps))
+            covs.append(s - ps.T @ solved[:, 1:])
             noises.append(noise)
             log_w.append(np.log(mass / len(prior.noise_grid)) - 0.5 * r @ alpha - np.log(np.diag(chol)).sum())
     log_w = np.array(log_w)

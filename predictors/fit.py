@@ -9,10 +9,8 @@ import lightning as L
 import numpy as np
 import torch
 
-from graph_encoders import GraphBatcher
-
 from .calibration import PRIOR_GRID
-from .predictor import MetricPredictor
+from .predictor import MetricPredictor, encode, normalise
 from .training import PredictorModule, TableDataModule
 
 
@@ -47,17 +45,6 @@ LATENCY_FIT = FitConfig()
 #: accuracy depends on what reaches the output: read the pruned graph, and train
 #: the order directly (a pairwise ranking loss beat MSE at 100 and 1,000 labels)
 ACCURACY_FIT = FitConfig(hidden=64, epochs=40, batch_size=1024, lr=2e-3, mse_weight=0.0, rank_weight=1.0, view="pruned")
-
-
-def normalise(values: np.ndarray, normalisation: str) -> tuple[np.ndarray, float, float]:
-    """``(z, offset, scale)`` with ``values = offset + scale * z`` (NaN ignored)."""
-    if normalisation == "ratio":
-        offset, scale = 0.0, float(np.nanmean(values))
-    else:
-        offset, scale = float(np.nanmean(values)), float(np.nanstd(values))
-    if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"cannot normalise values with scale {scale}")
-    return (values - offset) / scale, offset, scale
 
 
 def fit_predictor(
@@ -111,23 +98,18 @@ def fit_predictor(
     )
     trainer.fit(module, data)
     model = module.model.eval()
-    batcher = GraphBatcher(space, config.view)
-    with torch.no_grad():
-        phi = torch.cat([model.features(batcher.batch([archs[i] for i in chunk]))
-                         for chunk in np.array_split(np.arange(len(archs)), max(1, len(archs) // 8192))], dim=1)
-    phi = phi.double().numpy()
+    phi = encode(model, data.batcher, archs)
     weights = model.weights.detach().double().numpy()
     train_idx, val_idx = np.array(data.train_idx), np.array(data.val_idx, dtype=int)
     noise = {}
     for t, name in enumerate(names):
+        rows = train_idx[np.isfinite(y[train_idx, t])]
+        vrows = val_idx[np.isfinite(y[val_idx, t])] if len(val_idx) else rows
         residuals = []
         for e in range(model.members):
-            pred = phi[e] @ weights[e, t]
-            rows = train_idx[np.isfinite(y[train_idx, t])]
-            a, b = np.polyfit(pred[rows], y[rows, t], 1)
+            a, b = np.polyfit(phi[e, rows] @ weights[e, t], y[rows, t], 1)
             weights[e, t] = a * weights[e, t]
             weights[e, t, 0] += b
-            vrows = val_idx[np.isfinite(y[val_idx, t])] if len(val_idx) else rows
             residuals.append(y[vrows, t] - phi[e, vrows] @ weights[e, t])
         mean_res = np.mean(residuals, axis=0)
         noise[name] = float(np.sqrt(np.mean(mean_res**2)))

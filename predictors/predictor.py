@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 
 from archgen.errors import InvalidArchError, UnknownNameError
 from graph_encoders import GraphBatcher
@@ -25,6 +26,27 @@ from .model import EmbeddingPredictor
 NORMALISATIONS = ("ratio", "standard")
 #: architectures whose features are kept (about 200 bytes each)
 FEATURE_CACHE_SIZE = 500_000
+
+
+def normalise(values: np.ndarray, normalisation: str) -> tuple[np.ndarray, float, float]:
+    """``(z, offset, scale)`` with ``values = offset + scale * z`` (NaN ignored):
+    ``ratio`` divides by the mean, ``standard`` standardises."""
+    if normalisation == "ratio":
+        offset, scale = 0.0, float(np.nanmean(values))
+    else:
+        offset, scale = float(np.nanmean(values)), float(np.nanstd(values))
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"all values are equal or not positive (scale {scale}); need values that differ")
+    return (values - offset) / scale, offset, scale
+
+
+@torch.no_grad()
+def encode(model: EmbeddingPredictor, batcher: GraphBatcher, archs: list[str], chunk: int = 8192) -> np.ndarray:
+    """``[members, n, p]`` features of ``archs``, computed ``chunk`` graphs at a time."""
+    return np.concatenate(
+        [model.features(batcher.batch(archs[i : i + chunk])).double().numpy() for i in range(0, len(archs), chunk)],
+        axis=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -104,6 +126,11 @@ class MetricPredictor:
     def targets(self) -> list[str]:
         return list(self._targets)
 
+    @property
+    def _known_weights(self) -> np.ndarray:
+        """``[members, known targets, p]`` embeddings of the pretrained targets."""
+        return self.model.weights.detach().double().numpy()
+
     def _target(self, name: str) -> _Target:
         if name not in self._targets:
             raise UnknownNameError(
@@ -114,18 +141,16 @@ class MetricPredictor:
     # -- features -------------------------------------------------------------------
     def coerce(self, archs) -> list[str]:
         """Canonical arch strings of ``archs`` (strings or ArchGraphs of the space)."""
-        if isinstance(archs, str) or not isinstance(archs, Sequence) and not hasattr(archs, "__iter__"):
+        if isinstance(archs, str) or not hasattr(archs, "__iter__"):
             raise InvalidArchError(f"expected a list of architectures, got {type(archs).__name__}")
         return [self.space.coerce(a) for a in archs]
 
-    @torch.no_grad()
-    def features(self, archs: list[str], chunk: int = 8192) -> np.ndarray:
+    def features(self, archs: list[str]) -> np.ndarray:
         """``[members, n, p]`` features of canonical arch strings (cached per arch)."""
         missing = list(dict.fromkeys(a for a in archs if a not in self._feature_cache))
-        for i in range(0, len(missing), chunk):
-            part = missing[i : i + chunk]
-            feats = self.model.features(self._batcher.batch(part)).double().numpy()
-            for j, a in enumerate(part):
+        if missing:
+            feats = encode(self.model, self._batcher, missing)
+            for j, a in enumerate(missing):
                 if len(self._feature_cache) >= FEATURE_CACHE_SIZE:
                     self._feature_cache.pop(next(iter(self._feature_cache)))
                 self._feature_cache[a] = feats[:, j]
@@ -139,7 +164,7 @@ class MetricPredictor:
         archs = self.coerce(archs)
         phi = self.features(archs)
         if tgt.posteriors is None:
-            w = self.model.weights.detach().double().numpy()[:, self.model.targets.index(target)]
+            w = self._known_weights[:, self.model.targets.index(target)]
             per_member = np.einsum("enp,ep->en", phi, w)
             var = per_member.var(axis=0) + tgt.noise**2
         else:
@@ -175,22 +200,14 @@ class MetricPredictor:
         if self.kind == "latency" and (y <= 0).any():
             i = int(np.flatnonzero(y <= 0)[0])
             raise ValueError(f"latencies must be positive milliseconds; position {i} is {y[i]}")
-        if self.normalisation == "ratio":
-            offset, scale = 0.0, float(y.mean())
-        else:
-            offset, scale = float(y.mean()), float(y.std())
-            if scale == 0:
-                raise ValueError("all values are equal; calibration needs values that differ")
+        z, offset, scale = normalise(y, self.normalisation)
         start = time.perf_counter()
         phi = self.features(archs)
-        known = self.model.weights.detach().double().numpy()
-        z = (y - offset) / scale
+        known = self._known_weights
         posteriors = [calibrate_member(known[e], phi[e], z, self.prior) for e in range(self.model.members)]
         seconds = time.perf_counter() - start
         self._targets[name] = _Target(offset, scale, 0.0, posteriors)
         fitted = self.predict(archs, name).mean
-        from scipy.stats import spearmanr
-
         rho = float(spearmanr(fitted, y)[0]) if len(y) > 2 else float("nan")
         noise = scale * float(np.sqrt(np.mean([p.noise for p in posteriors])))
         return Calibration(name, len(y), seconds, rho, noise)
@@ -209,24 +226,21 @@ class MetricPredictor:
         targets: each known target in turn is treated as new (its own embedding
         left out of the prior), calibrated from k random architectures, and scored
         by Spearman on ``sample`` others. Sets and returns the best prior."""
-        from scipy.stats import spearmanr
-
         names = [t for t in self.model.targets if t in values]
         if len(names) < 3:
             return self.prior
-        rng = np.random.default_rng(0)
-        rows = rng.choice(len(archs), min(sample, len(archs)), replace=False)
+        rows = np.random.default_rng(0).choice(len(archs), min(sample, len(archs)), replace=False)
         phi = self.features([archs[i] for i in rows])
-        known = self.model.weights.detach().double().numpy()
+        known = self._known_weights
         best, best_score = self.prior, -np.inf
         for prior in grid:
             scores = []
-            for t, name in enumerate(names):
+            for name in names:
                 y = np.asarray(values[name], dtype=np.float64)[rows]
                 others = np.delete(known, self.model.targets.index(name), axis=1)
                 for seed in range(seeds):
                     pick = np.random.default_rng(seed).choice(len(rows), k, replace=False)
-                    z = y[pick] / y[pick].mean() if self.normalisation == "ratio" else (y[pick] - y[pick].mean()) / y[pick].std()
+                    z = normalise(y[pick], self.normalisation)[0]
                     preds = [calibrate_member(others[e], phi[e, pick], z, prior).predict(phi[e])[0]
                              for e in range(self.model.members)]
                     scores.append(spearmanr(np.mean(preds, axis=0), y)[0])

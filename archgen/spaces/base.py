@@ -15,6 +15,16 @@ from collections.abc import Iterator
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
 
+#: graph views an encoder can read: the architecture as built, or with ``none``
+#: ops and the ops they cut off from the output removed (what the network computes)
+VIEWS: tuple[str, ...] = ("full", "pruned")
+
+
+def check_view(view: str) -> str:
+    if view not in VIEWS:
+        raise ValueError(f"unknown graph view {view!r}; valid: {', '.join(VIEWS)}")
+    return view
+
 
 class SearchSpace(ABC):
     """Base class of search spaces. Subclasses set :attr:`name` and implement the
@@ -56,11 +66,7 @@ class SearchSpace(ABC):
         of its pruned graph (``view="pruned"``). Spaces with a fixed template
         override this with a fast path that gives identical arrays."""
         graph = self.to_graph(arch)
-        if view == "pruned":
-            graph = graph.pruned()
-        elif view != "full":
-            raise ValueError(f"unknown graph view {view!r}; valid: full, pruned")
-        return graph.to_arrays()
+        return (graph.pruned() if check_view(view) == "pruned" else graph).to_arrays()
 
     # -- exploration ------------------------------------------------------------
     @abstractmethod

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
 from ..ops import NUMERIC_ATTRS, OP_INDEX
-from .base import SearchSpace
+from .base import SearchSpace, check_view
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: the six cell edges (target node j, source node i) in arch-string order
@@ -193,10 +193,8 @@ class NB201Space(SearchSpace):
         """Fast path of :meth:`SearchSpace.graph_arrays`: the wiring depends only on
         which edges are ``none``, so it is computed once per such pattern (by the
         generic path) and the ops are filled in."""
-        if view not in ("full", "pruned"):
-            raise ValueError(f"unknown graph view {view!r}; valid: full, pruned")
         ops = self.parse_ops(arch)
-        kept, edge_index = _wiring(view, tuple(op == "none" for op in ops))
+        kept, edge_index = _wiring(check_view(view), tuple(op == "none" for op in ops))
         names = ("input", *ops, "output")
         op_index = np.array([OP_INDEX[names[k]] for k in kept], dtype=np.int64)
         return op_index, np.zeros((len(kept), len(NUMERIC_ATTRS)), dtype=np.float32), edge_index
