@@ -6,13 +6,24 @@ Architectures are computation graphs (:class:`ArchGraph`); search spaces
 """
 
 from .api import ArchGen
-from .errors import ArchGenError, DataError, InvalidArchError, InvalidGraphError, UnknownNameError
+from .errors import (
+    ArchGenError,
+    BudgetError,
+    BundleError,
+    DataError,
+    GenerationWarning,
+    InvalidArchError,
+    InvalidGraphError,
+    UnknownNameError,
+)
+from .generation import Candidate, Candidates, GuidanceSettings
 from .graph import ArchGraph
 from .spaces import SearchSpace, available_spaces, get_space
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArchGen", "ArchGenError", "ArchGraph", "DataError", "InvalidArchError", "InvalidGraphError",
+    "ArchGen", "ArchGenError", "ArchGraph", "BudgetError", "BundleError", "Candidate", "Candidates", "DataError",
+    "GenerationWarning", "GuidanceSettings", "InvalidArchError", "InvalidGraphError",
     "SearchSpace", "UnknownNameError", "available_spaces", "get_space", "__version__",
 ]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from .generation import Candidates, GuidanceSettings
 from .graph import ArchGraph
 from .spaces import get_space
 
@@ -24,21 +25,25 @@ def bundled_path(space: str) -> Path:
 
 
 class ArchGen:
-    """Predict, calibrate (and generate) in one search space.
+    """Predict, calibrate and generate in one search space.
 
     Build it with :meth:`pretrained`; devices and tasks added by calibration
     live in this object and behave exactly like the pretrained ones.
+    ``data`` is the benchmark folder used to fill in true metrics of generated
+    candidates (default ``$ARCHGEN_DATA``; without it they stay None).
     """
 
-    def __init__(self, bundle):
+    def __init__(self, bundle, data: str | os.PathLike | None = None):
         self.bundle = bundle
         self.space = get_space(bundle.space)
+        self.data = data
 
     @classmethod
-    def pretrained(cls, space: str = "nb201", path: str | os.PathLike | None = None) -> ArchGen:
+    def pretrained(cls, space: str = "nb201", path: str | os.PathLike | None = None,
+                   data: str | os.PathLike | None = None) -> ArchGen:
         """The embedded default bundle of ``space`` (no data folder needed), or the
         bundle at ``path`` made by ``archgen pretrain``."""
-        from predictors.bundle import PredictorBundle
+        from .bundle import Bundle
 
         name = get_space(space).name
         file = Path(path) if path is not None else bundled_path(name)
@@ -47,10 +52,10 @@ class ArchGen:
                 f"no embedded bundle for space {name!r} at {file}; create one with "
                 f"`archgen pretrain --space {name} --out {file}`"
             )
-        bundle = PredictorBundle.load(file)
+        bundle = Bundle.load(file)
         if bundle.space != name:
             raise ValueError(f"bundle {file} is for space {bundle.space!r}, not {name!r}")
-        return cls(bundle)
+        return cls(bundle, data)
 
     # -- names -------------------------------------------------------------------
     def devices(self) -> list[str]:
@@ -60,6 +65,12 @@ class ArchGen:
     def tasks(self) -> list[str]:
         """Pretrained and calibrated task names."""
         return self.bundle.accuracy.targets
+
+    def generators(self) -> list[str]:
+        """Names of the bundle's generators, and ``"random"`` (uniform sampling, a baseline)."""
+        from .generation import RANDOM
+
+        return [*self.bundle.generators, RANDOM]
 
     # -- calibration -------------------------------------------------------------------
     def calibrate_device(self, name: str, archs: Sequence[ArchLike], latencies_ms: Sequence[float], *,
@@ -82,6 +93,50 @@ class ArchGen:
     def predict_accuracy(self, archs: Sequence[ArchLike], task: str):
         """Accuracy (%) on ``task``, as a :class:`~predictors.predictor.Prediction`."""
         return self.bundle.accuracy.predict(archs, task)
+
+    # -- generation ----------------------------------------------------------------------
+    def generate(
+        self,
+        task: str,
+        device: str | None = None,
+        max_latency_ms: float | None = None,
+        n: int = 5,
+        generator: str = "diffusion",
+        seed: int = 0,
+        *,
+        samples: int | None = None,
+        strength: float | None = None,
+        proposals: int | None = None,
+        margin: float | None = None,
+        wandb: bool = False,
+        run_dir: str | os.PathLike = "runs",
+    ) -> Candidates:
+        """The ``n`` best architectures for ``task`` predicted to run within
+        ``max_latency_ms`` on ``device`` (a pretrained or calibrated one), best first.
+
+        ``generator``: ``"diffusion"`` or ``"autoregressive"`` (or ``"random"``, the
+        unguided baseline, to compare with). The options left
+        as None take :class:`~archgen.generation.GuidanceSettings` defaults.
+        Raises :class:`~archgen.errors.BudgetError` when no sample meets the
+        budget and warns (:class:`~archgen.errors.GenerationWarning`) when fewer
+        than ``n`` do. ``wandb=True`` logs the request, settings, candidates,
+        summary metrics and an accuracy-vs-latency plot to a W&B run under
+        ``run_dir`` (offline unless you are logged in). The result's ``.report``
+        holds the summary metrics.
+        """
+        from dataclasses import replace
+
+        from .generation import generate
+
+        given = {"samples": samples, "strength": strength, "proposals": proposals, "margin": margin}
+        settings = replace(GuidanceSettings(), **{k: v for k, v in given.items() if v is not None})
+        cands = generate(self.bundle, task=task, device=device, max_latency_ms=max_latency_ms, n=n,
+                         generator=generator, seed=seed, settings=settings, data=self.data)
+        if wandb:
+            from .experiment import log_generation
+
+            log_generation(self, cands, run_dir)
+        return cands
 
     def __repr__(self) -> str:
         return f"ArchGen(space={self.space.name!r}, devices={len(self.devices())}, tasks={len(self.tasks())})"

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_measure)
 
-    p = sub.add_parser("pretrain", help="pretrain the latency and accuracy predictors of a space into a bundle")
+    p = sub.add_parser("pretrain", help="pretrain a space's latency and accuracy predictors and generators into a bundle")
     _add_space(p)
     p.add_argument("--data", default=None, help="benchmark data folder (default: $ARCHGEN_DATA)")
     p.add_argument("--out", default=None, help="bundle path to write (default: ./<space>-bundle.pt)")
@@ -66,12 +66,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-epochs", type=int, default=None, help="epochs of the latency predictor")
     p.add_argument("--accuracy-epochs", type=int, default=None, help="epochs of the accuracy predictor")
     p.add_argument("--encoder", default=None, help="graph encoder of both predictors: gin (default) or dag")
+    p.add_argument("--generators", default="diffusion,autoregressive",
+                   help="comma-separated generators to train (default: diffusion,autoregressive; '' for none)")
+    p.add_argument("--generator-epochs", type=int, default=None, help="epochs of each generator")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (offline unless logged in)")
     p.add_argument("--run-dir", default="runs", help="folder for W&B runs and checkpoints (default ./runs)")
     p.add_argument("--checkpoints", action="store_true", help="keep Lightning checkpoints under --run-dir")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("generate", help="generate the best architectures for a task, device and latency budget")
+    _add_space(p)
+    p.add_argument("--task", required=True, help="task to maximise accuracy on (e.g. cifar100)")
+    p.add_argument("--device", default=None, help="device to predict latency on (pretrained, or new with --calibration)")
+    p.add_argument("--max-latency-ms", type=float, default=None, help="latency budget on --device (ms)")
+    p.add_argument("-n", type=int, default=5, help="number of candidates (default 5)")
+    p.add_argument("--generator", default="diffusion", help="diffusion (default) or autoregressive")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, default=None, help="architectures generated per request")
+    p.add_argument("--strength", type=float, default=None, help="guidance strength on predicted accuracy")
+    p.add_argument("--proposals", type=int, default=None, help="proposals resampled per sampling step")
+    p.add_argument("--margin", type=float, default=None, help="budget safety margin, in predicted latency spreads")
+    p.add_argument("--calibration", default=None, metavar="FILE.csv",
+                   help="measured latencies of the new --device: a CSV with columns arch,latency_ms")
+    p.add_argument("--bundle", default=None, help="bundle made by `archgen pretrain` (default: the embedded one)")
+    p.add_argument("--data", default=None, help="benchmark folder for true metrics (default: $ARCHGEN_DATA)")
+    p.add_argument("--out", default=None, metavar="DIR", help="write candidates.json, ONNX files and a plot here")
+    p.add_argument("--num-classes", type=int, default=10, help="classifier outputs of the exported ONNX (default 10)")
+    p.add_argument("--wandb", action="store_true", help="track the request as a W&B run (offline unless logged in)")
+    p.add_argument("--run-dir", default="runs", help="folder for W&B runs (default ./runs)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_generate)
     return parser
 
 
@@ -169,8 +195,8 @@ def cmd_pretrain(args) -> int:
     import shlex
 
     from predictors.fit import ACCURACY_FIT, LATENCY_FIT
-    from predictors.pretrain import pretrain_bundle
 
+    from .pretrain import pretrain_bundle
     from .spaces import get_space
 
     space = get_space(args.space)
@@ -189,20 +215,117 @@ def cmd_pretrain(args) -> int:
             raise UnknownNameError("graph encoder", args.encoder, ENCODERS)
         lat_cfg = dataclasses.replace(lat_cfg, encoder=args.encoder)
         acc_cfg = dataclasses.replace(acc_cfg, encoder=args.encoder)
+    from generators.model import GeneratorConfig
+
+    gen_cfg = GeneratorConfig()
+    if args.generator_epochs is not None:
+        if args.generator_epochs < 1:
+            raise ValueError(f"--generator-epochs must be >= 1, got {args.generator_epochs}")
+        gen_cfg = dataclasses.replace(gen_cfg, epochs=args.generator_epochs)
     out = Path(args.out or f"{space.name}-bundle.pt")
     command = "archgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["pretrain"] else ""
     bundle = pretrain_bundle(
         space.name, args.data, devices=_names(args.devices), exclude_devices=_names(args.exclude_devices) or [],
         tasks=_names(args.tasks), exclude_tasks=_names(args.exclude_tasks) or [],
-        latency_config=lat_cfg, accuracy_config=acc_cfg, seed=args.seed, use_wandb=args.wandb,
+        latency_config=lat_cfg, accuracy_config=acc_cfg, generators=_names(args.generators) or [],
+        generator_config=gen_cfg, seed=args.seed, use_wandb=args.wandb,
         run_dir=args.run_dir, progress=not args.no_progress,
         checkpoint_dir=Path(args.run_dir) / "checkpoints" if args.checkpoints else None, command=command,
     )
     bundle.save(out)
     meta = bundle.meta
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): {len(meta['devices'])} devices, "
-          f"tasks {', '.join(meta['tasks'])}; trained in {meta['train_seconds']} s")
+          f"tasks {', '.join(meta['tasks'])}, generators {', '.join(meta['generators']) or 'none'}; "
+          f"trained in {meta['train_seconds']} s")
     return 0
+
+
+def read_calibration(path: str) -> tuple[list[str], list[float]]:
+    """``(archs, latencies_ms)`` from a CSV with columns ``arch`` and ``latency_ms``."""
+    import csv
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"calibration file {path!r} does not exist")
+    with open(file, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"arch", "latency_ms"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: needs columns arch,latency_ms; missing {', '.join(sorted(missing))} "
+                             f"(found {', '.join(reader.fieldnames or []) or 'no header'})")
+        archs, values = [], []
+        for line, row in enumerate(reader, start=2):
+            try:
+                values.append(float(row["latency_ms"]))
+            except (TypeError, ValueError):
+                raise ValueError(f"{path} line {line}: latency_ms {row['latency_ms']!r} is not a number") from None
+            archs.append(row["arch"])
+    return archs, values
+
+
+def cmd_generate(args) -> int:
+    import warnings
+
+    from .api import ArchGen
+    from .errors import GenerationWarning
+
+    ag = ArchGen.pretrained(args.space, path=args.bundle, data=args.data)
+    if args.calibration:
+        if args.device is None:
+            raise ValueError("--calibration needs --device NAME for the new device")
+        archs, values = read_calibration(args.calibration)
+        cal = ag.calibrate_device(args.device, archs, values)
+        print(f"calibrated {args.device!r} from {cal.k} measurements in {cal.seconds * 1000:.0f} ms "
+              f"(rank agreement on them {cal.fit_spearman:.2f})", file=sys.stderr)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GenerationWarning)
+        cands = ag.generate(args.task, args.device, args.max_latency_ms, n=args.n, generator=args.generator,
+                            seed=args.seed, samples=args.samples, strength=args.strength, proposals=args.proposals,
+                            margin=args.margin, wandb=args.wandb, run_dir=args.run_dir)
+    for w in caught:
+        print(f"archgen generate: note: {w.message}", file=sys.stderr)
+    report = cands.report
+    result = {"request": report.request, "settings": report.settings, "metrics": report.metrics(),
+              "candidates": [c.to_dict() for c in cands]}
+    if args.out:
+        from .experiment import plot_generation
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for rank, c in enumerate(cands, start=1):
+            c.to_onnx(out / f"candidate-{rank}.onnx", num_classes=args.num_classes)
+            result["candidates"][rank - 1]["onnx"] = f"candidate-{rank}.onnx"
+        if args.device is not None:
+            plot_generation(ag, cands, out / "accuracy_vs_latency.png")
+        (out / "candidates.json").write_text(json.dumps(result, indent=2))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(_candidate_table(cands))
+    m = report.metrics()
+    novelty = "-" if m["novelty"] is None else f"{m['novelty']:.0%}"
+    line = (f"{report.samples} samples in {m['seconds']:.2f} s: validity {m['validity']:.0%}, uniqueness "
+            f"{m['uniqueness']:.0%}, novelty {novelty}, within budget (predicted) {m['feasible_share']:.0%}")
+    if m["regret"] is not None:
+        line += f"; table oracle {m['oracle_accuracy']:.2f}%, regret {m['regret']:.2f} points"
+    print(line)
+    if args.out:
+        print(f"wrote {args.out}/candidates.json, {len(cands)} ONNX files" +
+              (" and accuracy_vs_latency.png" if args.device is not None else ""))
+    return 0
+
+
+def _candidate_table(cands) -> str:
+    def fmt(value, std=None, digits=2):
+        if value is None:
+            return "-"
+        return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+
+    header = ("#", "pred. acc %", "pred. latency ms", "true acc %", "true ms", "arch")
+    rows = [(str(i), fmt(c.predicted_accuracy, c.accuracy_std), fmt(c.predicted_latency_ms, c.latency_std_ms, 3),
+             fmt(c.true_accuracy), fmt(c.true_latency_ms, digits=3), c.arch) for i, c in enumerate(cands, start=1)]
+    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *rows])
 
 
 def main(argv: list[str] | None = None) -> int:

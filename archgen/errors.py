@@ -35,3 +35,15 @@ class UnknownNameError(ArchGenError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message otherwise
         return str(self.args[0])
+
+
+class BundleError(ArchGenError, ValueError):
+    """A bundle file that cannot be used (corrupt, foreign, or from another version)."""
+
+
+class BudgetError(ArchGenError, ValueError):
+    """A latency budget no architecture of the space is predicted to meet."""
+
+
+class GenerationWarning(UserWarning):
+    """A generation request returned fewer candidates than asked for (the message says why)."""

@@ -27,7 +27,7 @@ from scipy.stats import kendalltau, spearmanr
 from archgen.data import load_table
 from archgen.spaces import get_space
 from predictors.fit import ACCURACY_FIT, LATENCY_FIT, fit_predictor
-from predictors.pretrain import pretrain_bundle
+from archgen.pretrain import pretrain_bundle
 
 SEEDS = range(5)
 

@@ -67,12 +67,15 @@ def calibrate_member(
     phi: np.ndarray,
     y: np.ndarray,
     prior: CalibrationPrior = CalibrationPrior(),
+    relative_noise: np.ndarray | None = None,
 ) -> LinearPosterior:
     """Posterior over a new target's embedding for one member.
 
     ``known``: ``[T, p]`` embeddings of the known targets; ``phi``: ``[k, p]``
     features of the measured architectures; ``y``: ``[k]`` normalised measurements.
-    The mixture posterior is moment-matched to one Gaussian.
+    The mixture posterior is moment-matched to one Gaussian. ``relative_noise``
+    (``[k]``, default ones) scales each point's noise variance: latency noise is
+    multiplicative, so a point's variance grows with its value squared.
     """
     known = np.asarray(known, dtype=np.float64)
     phi = np.asarray(phi, dtype=np.float64)
@@ -83,7 +86,7 @@ def calibrate_member(
     slack = prior.slack * max(float(np.mean(known**2)), 1e-12) * np.eye(p)
     components = [(known[j], prior.neighbour_spread, (1 - prior.global_mass) / t_count) for j in range(t_count)]
     components.append((centre, 1.0, prior.global_mass))
-    eye_k = np.eye(len(y))
+    eye_k = np.diag(np.ones(len(y)) if relative_noise is None else np.asarray(relative_noise, dtype=np.float64))
     means, covs, noises, log_w = [], [], [], []
     for m, g, mass in components:
         s = prior.scale_var * np.outer(m, m) + g * spread + slack

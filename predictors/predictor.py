@@ -55,7 +55,8 @@ class Prediction:
 
     ``mean`` and ``std`` are in the metric's unit (ms, or % accuracy); ``std``
     combines ensemble disagreement with the target's residual noise (and, for a
-    calibrated target, the posterior uncertainty of its embedding).
+    calibrated target, the posterior uncertainty of its embedding). Latency
+    noise is relative: its spread grows in proportion to the predicted latency.
     ``np.asarray(prediction)`` gives the means.
     """
 
@@ -166,13 +167,26 @@ class MetricPredictor:
         if tgt.posteriors is None:
             w = self._known_weights[:, self.model.targets.index(target)]
             per_member = np.einsum("enp,ep->en", phi, w)
-            var = per_member.var(axis=0) + tgt.noise**2
+            epistemic, noise = per_member.var(axis=0), tgt.noise**2
         else:
             outs = [post.predict(phi[e]) for e, post in enumerate(tgt.posteriors)]
             per_member = np.stack([m for m, _ in outs])
-            var = per_member.var(axis=0) + np.mean([s**2 for _, s in outs], axis=0)
-        mean = tgt.offset + tgt.scale * per_member.mean(axis=0)
-        return Prediction(target, self.unit, mean, tgt.scale * np.sqrt(var))
+            noise = float(np.mean([post.noise for post in tgt.posteriors]))
+            epistemic = per_member.var(axis=0) + np.mean([s**2 for _, s in outs], axis=0) - noise
+        mean_z = per_member.mean(axis=0)
+        if self.normalisation == "ratio":
+            # latency errors are multiplicative (on held-out devices the relative residual
+            # spread is flat across latency quintiles): the noise scales with the prediction
+            noise = noise * np.maximum(mean_z, 0.0) ** 2
+        mean = tgt.offset + tgt.scale * mean_z
+        if self.kind == "accuracy":  # a linear head can extrapolate past the possible range
+            mean = np.clip(mean, 0.0, 100.0)
+        return Prediction(target, self.unit, mean, tgt.scale * np.sqrt(np.maximum(epistemic, 0.0) + noise))
+
+    def scale(self, target: str) -> float:
+        """The target's natural unit of variation (its normalisation scale): how far
+        apart values of this target typically are, in the metric's unit."""
+        return self._target(target).scale
 
     # -- calibration -----------------------------------------------------------------------
     def calibrate(self, name: str, archs, values, *, replace: bool = False) -> Calibration:
@@ -204,13 +218,19 @@ class MetricPredictor:
         start = time.perf_counter()
         phi = self.features(archs)
         known = self._known_weights
-        posteriors = [calibrate_member(known[e], phi[e], z, self.prior) for e in range(self.model.members)]
+        rel = self._relative_noise(z)
+        posteriors = [calibrate_member(known[e], phi[e], z, self.prior, rel) for e in range(self.model.members)]
         seconds = time.perf_counter() - start
         self._targets[name] = _Target(offset, scale, 0.0, posteriors)
         fitted = self.predict(archs, name).mean
         rho = float(spearmanr(fitted, y)[0]) if len(y) > 2 else float("nan")
         noise = scale * float(np.sqrt(np.mean([p.noise for p in posteriors])))
         return Calibration(name, len(y), seconds, rho, noise)
+
+    def _relative_noise(self, z: np.ndarray) -> np.ndarray | None:
+        """Per-point noise scale for calibration: latency noise is multiplicative
+        (variance grows with the value squared); accuracy noise is constant."""
+        return z**2 if self.normalisation == "ratio" else None
 
     def tune_prior(
         self,
@@ -241,7 +261,8 @@ class MetricPredictor:
                 for seed in range(seeds):
                     pick = np.random.default_rng(seed).choice(len(rows), k, replace=False)
                     z = normalise(y[pick], self.normalisation)[0]
-                    preds = [calibrate_member(others[e], phi[e, pick], z, prior).predict(phi[e])[0]
+                    rel = self._relative_noise(z)
+                    preds = [calibrate_member(others[e], phi[e, pick], z, prior, rel).predict(phi[e])[0]
                              for e in range(self.model.members)]
                     scores.append(spearmanr(np.mean(preds, axis=0), y)[0])
             score = float(np.nanmean(scores))

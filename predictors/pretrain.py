@@ -1,19 +1,15 @@
-"""The pretraining job: a space's benchmark table -> a :class:`PredictorBundle`."""
+"""Pretraining the predictors of a space on its benchmark table."""
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
-
-import torch
 
 from archgen.data import load_table
 from archgen.errors import UnknownNameError
 from archgen.spaces import get_space
 
-from .bundle import PredictorBundle
 from .fit import ACCURACY_FIT, LATENCY_FIT, FitConfig, fit_predictor
 
 
@@ -27,7 +23,7 @@ def _select(kind: str, available: list[str], wanted: Sequence[str] | None, exclu
     return chosen
 
 
-def pretrain_bundle(
+def pretrain_predictors(
     space: str = "nb201",
     root: str | Path | None = None,
     *,
@@ -42,10 +38,10 @@ def pretrain_bundle(
     run_dir: str | Path = "runs",
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
-    command: str = "",
-) -> PredictorBundle:
+) -> tuple[dict, dict]:
     """Train the latency predictor on ``devices`` and the accuracy predictor on
-    ``tasks`` of ``space``'s table (all, minus the excluded ones)."""
+    ``tasks`` of ``space``'s table (all, minus the excluded ones). Returns
+    ``({"latency": ..., "accuracy": ...}, meta)``."""
     sp = get_space(space)
     table = load_table(sp.name, root)
     devices = _select(f"device of the {sp.name} table", table.devices, devices, exclude_devices)
@@ -76,10 +72,9 @@ def pretrain_bundle(
             logger.experiment.summary["train_seconds"] = timings[kind]
             logger.experiment.finish()
     meta = {
-        "command": command, "seed": seed, "devices": devices, "tasks": tasks,
+        "seed": seed, "devices": devices, "tasks": tasks,
         "excluded_devices": list(exclude_devices), "excluded_tasks": list(exclude_tasks),
         "latency_config": latency_config.to_dict(), "accuracy_config": accuracy_config.to_dict(),
-        "train_seconds": timings, "torch": str(torch.__version__), "python": platform.python_version(),
-        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "train_seconds": timings,
     }
-    return PredictorBundle(sp.name, predictors["latency"], predictors["accuracy"], meta)
+    return predictors, meta

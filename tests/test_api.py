@@ -26,6 +26,7 @@ def test_shipped_bundle_is_small_and_documented():
 def test_names(ag):
     assert "pixel3" in ag.devices() and len(ag.devices()) == 21
     assert ag.tasks() == ["cifar10", "cifar100"]
+    assert ag.generators() == ["diffusion", "autoregressive", "random"]
 
 
 def test_predictions_on_known_targets(ag, nb201_table):
@@ -75,16 +76,21 @@ def test_pretrain_command_with_offline_wandb(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_MODE", "offline")
     out = tmp_path / "b.pt"
     code = main(["pretrain", "--space", "nb201", "--devices", "gold_6240,pixel3", "--tasks", "cifar10",
-                 "--latency-epochs", "1", "--accuracy-epochs", "1", "--wandb", "--run-dir", str(tmp_path / "runs"),
+                 "--latency-epochs", "1", "--accuracy-epochs", "1", "--generators", "diffusion", "--generator-epochs", "1",
+                 "--wandb", "--run-dir", str(tmp_path / "runs"),
                  "--out", str(out), "--no-progress"])
     assert code == 0 and "wrote" in capsys.readouterr().out
     ag = ArchGen.pretrained("nb201", path=out)
     assert ag.devices() == ["gold_6240", "pixel3"] and ag.tasks() == ["cifar10"]
+    assert ag.generators() == ["diffusion", "random"]
+    assert len(ag.generate("cifar10", "pixel3", 30.0, n=2, samples=20)) == 2
     runs = list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2  # one run per predictor
+    assert len(runs) == 3  # one run per predictor and generator
     assert all(any(r.glob("*.wandb")) for r in runs)
 
 
-def test_pretrain_rejects_unknown_device(capsys):
+def test_pretrain_rejects_unknown_names(capsys):
     assert main(["pretrain", "--exclude-devices", "jetson", "--no-progress"]) == 2
     assert "unknown device of the nb201 table 'jetson'" in capsys.readouterr().err
+    assert main(["pretrain", "--generators", "gan", "--no-progress"]) == 2
+    assert "unknown generator 'gan'; valid: autoregressive, diffusion" in capsys.readouterr().err

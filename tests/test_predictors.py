@@ -10,7 +10,8 @@ from scipy.stats import spearmanr
 
 from archgen.errors import InvalidArchError, UnknownNameError
 from graph_encoders import GraphBatcher, build_encoder
-from predictors.bundle import BundleError, PredictorBundle
+from archgen.bundle import Bundle
+from archgen.errors import BundleError
 from predictors.fit import ACCURACY_FIT, LATENCY_FIT, fit_predictor
 
 TRAIN_DEVICES = ["1080ti_1", "gold_6240", "samsung_a50", "titanxp_32"]
@@ -28,7 +29,7 @@ def small(nb201, nb201_table):
     acc = fit_predictor(nb201, archs, {"cifar10": nb201_table.accuracy("cifar10")[rows]},
                         kind="accuracy", unit="%", normalisation="standard",
                         config=replace(ACCURACY_FIT, epochs=6, hidden=16, members=2), progress=False)
-    return PredictorBundle("nb201", lat, acc, {"note": "test"})
+    return Bundle("nb201", lat, acc, meta={"note": "test"})
 
 
 @pytest.mark.parametrize("name", ["gin", "dag"])
@@ -132,7 +133,7 @@ def test_bundle_round_trip_is_exact_and_safe(small, nb201_table, tmp_path):
     path = small.save(tmp_path / "b.pt")
     # plain tensors and builtins only: loadable with weights_only=True
     torch.load(path, weights_only=True)
-    loaded = PredictorBundle.load(path)
+    loaded = Bundle.load(path)
     archs = list(nb201_table.archs[:50])
     assert np.allclose(loaded.latency.predict(archs, "gold_6240").mean, small.latency.predict(archs, "gold_6240").mean)
     assert loaded.meta == {"note": "test"}
@@ -142,12 +143,12 @@ def test_corrupt_and_foreign_bundles(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(BundleError, match="not a readable archgen bundle"):
-        PredictorBundle.load(bad)
+        Bundle.load(bad)
     torch.save({"format": 999}, tmp_path / "other.pt")
-    with pytest.raises(BundleError, match="not an archgen bundle of format 1"):
-        PredictorBundle.load(tmp_path / "other.pt")
+    with pytest.raises(BundleError, match="not an archgen bundle of format 2"):
+        Bundle.load(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError):
-        PredictorBundle.load(tmp_path / "missing.pt")
+        Bundle.load(tmp_path / "missing.pt")
 
 
 def test_batcher_matches_torch_geometric_collation(nb201):

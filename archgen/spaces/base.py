@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
@@ -24,6 +25,32 @@ def check_view(view: str) -> str:
     if view not in VIEWS:
         raise ValueError(f"unknown graph view {view!r}; valid: {', '.join(VIEWS)}")
     return view
+
+
+@dataclass(frozen=True)
+class DecisionLayout:
+    """The choices that make up an architecture of a space, laid out as a DAG.
+
+    An architecture is one option index per *slot*; every vector of indices in
+    range decodes to a valid architecture, so generators that emit such vectors
+    are valid by construction. The DAG (``node_ops``, ``edges``) is the space's
+    template: slot nodes (``node_ops[v] is None``) take their slot's chosen op,
+    fixed nodes (input, output, ...) keep theirs. Where a space lets topology
+    vary, an edge's presence is itself a slot with options ("off", "on").
+    """
+
+    options: tuple[tuple[str, ...], ...]  # per slot: the op names it can take
+    slot_nodes: tuple[int, ...]  # per slot: its node in the template DAG
+    node_ops: tuple[str | None, ...]  # per node: fixed op, or None for a slot node
+    edges: tuple[tuple[int, int], ...]  # template DAG edges (src, dst), topologically numbered
+
+    @property
+    def num_slots(self) -> int:
+        return len(self.options)
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.node_ops)
 
 
 class SearchSpace(ABC):
@@ -67,6 +94,29 @@ class SearchSpace(ABC):
         override this with a fast path that gives identical arrays."""
         graph = self.to_graph(arch)
         return (graph.pruned() if check_view(view) == "pruned" else graph).to_arrays()
+
+    # -- decisions (what generators emit) ----------------------------------------
+    @property
+    def decisions(self) -> DecisionLayout:
+        raise NotImplementedError(f"the {self.name} space has no decision layout for generators")
+
+    def encode_choices(self, arch: str) -> tuple[int, ...]:
+        """Option index per slot of :attr:`decisions` for ``arch``."""
+        raise NotImplementedError(f"the {self.name} space has no decision layout for generators")
+
+    def decode_choices(self, choices: Sequence[int]) -> str:
+        """The arch string of one option index per slot (inverse of :meth:`encode_choices`)."""
+        raise NotImplementedError(f"the {self.name} space has no decision layout for generators")
+
+    def _check_choices(self, choices: Sequence[int]) -> list[int]:
+        options = self.decisions.options
+        values = [int(c) for c in choices]
+        if len(values) != len(options):
+            raise InvalidArchError(f"a {self.name} architecture has {len(options)} choices, got {len(values)}")
+        for slot, (c, opts) in enumerate(zip(values, options)):
+            if not 0 <= c < len(opts):
+                raise InvalidArchError(f"choice {c} of slot {slot} is out of range 0..{len(opts) - 1}")
+        return values
 
     # -- exploration ------------------------------------------------------------
     @abstractmethod

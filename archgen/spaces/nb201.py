@@ -18,12 +18,13 @@ import numpy as np
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
 from ..ops import NUMERIC_ATTRS, OP_INDEX
-from .base import SearchSpace, check_view
+from .base import DecisionLayout, SearchSpace, check_view
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: the six cell edges (target node j, source node i) in arch-string order
 EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 NUM_ARCHS = len(OPS) ** len(EDGES)
+_OP_POSITION = {op: i for i, op in enumerate(OPS)}
 
 _GRAPH_INPUT, _GRAPH_OUTPUT = 0, len(EDGES) + 1
 _CANONICAL = re.compile(r"\|(\w+)~0\|\+\|(\w+)~0\|(\w+)~1\|\+\|(\w+)~0\|(\w+)~1\|(\w+)~2\|")
@@ -198,6 +199,23 @@ class NB201Space(SearchSpace):
         names = ("input", *ops, "output")
         op_index = np.array([OP_INDEX[names[k]] for k in kept], dtype=np.int64)
         return op_index, np.zeros((len(kept), len(NUMERIC_ATTRS)), dtype=np.float32), edge_index
+
+    # -- decisions -----------------------------------------------------------------------
+    @property
+    def decisions(self) -> DecisionLayout:
+        """Six slots (the cell edges, as op nodes 1..6 of the template graph), five ops each."""
+        return DecisionLayout(
+            options=(OPS,) * len(EDGES), slot_nodes=tuple(range(1, len(EDGES) + 1)),
+            node_ops=("input", *([None] * len(EDGES)), "output"), edges=TEMPLATE_EDGES,
+        )
+
+    def encode_choices(self, arch: str) -> tuple[int, ...]:
+        return tuple(_OP_POSITION[op] for op in self.parse_ops(arch))
+
+    def decode_choices(self, choices) -> str:
+        if len(choices) == len(EDGES) and all(type(c) is int and 0 <= c < len(OPS) for c in choices):
+            return self.format(tuple(OPS[c] for c in choices))  # fast path for generators
+        return self.format(tuple(OPS[c] for c in self._check_choices(choices)))
 
     # -- exploration ----------------------------------------------------------------------
     def sample(self, n: int, seed: int = 0) -> list[str]:

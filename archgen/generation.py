@@ -1,0 +1,304 @@
+"""Generation requests: task + device + latency budget -> ranked, budget-safe candidates.
+
+The flow (DESIGN.md): a generator samples option vectors guided by a reward
+built from the predictors; samples decode to arch strings (valid by
+construction), are scored with spreads, kept only where ``predicted latency +
+margin * spread <= budget``, de-duplicated by what they compute (the space's
+equivalence key, which merges isomorphic graphs and more) and ranked by
+predicted accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BudgetError, DataError, GenerationWarning, UnknownNameError
+from .graph import ArchGraph
+
+#: the baseline "generator": uniform random sampling of the space, then the same
+#: predictor filter and ranking as the real generators
+RANDOM = "random"
+
+
+@dataclass(frozen=True)
+class GuidanceSettings:
+    """How strongly and how widely a generation request searches.
+
+    ``strength`` is the inverse temperature of the reward
+    ``strength * (accuracy_z + log P(latency + margin * spread <= budget))``, where
+    ``accuracy_z`` is predicted accuracy in units of the task's spread: guidance
+    aims at ``p_model(x) * exp(reward(x))``;
+    ``proposals`` candidates per sampling step are resampled by that reward;
+    ``samples`` architectures are generated per request; ``margin`` is the
+    budget's safety margin in predicted latency spreads (the final filter, and
+    the feasibility term of the reward). The defaults were chosen by
+    ``python bench/generate.py --part guidance`` on devices the bench's
+    predictors were pretrained on (never on the held-out devices it reports).
+    """
+
+    strength: float = 64.0
+    proposals: int = 16
+    samples: int = 500
+    margin: float = 1.5
+
+    def checked(self) -> GuidanceSettings:
+        for name in ("strength", "margin"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        for name in ("proposals", "samples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        return self
+
+
+@dataclass
+class Candidate:
+    """One generated architecture with its predicted (and, where a benchmark
+    table knows them, true) metrics. ``*_std`` are the predictors' spreads."""
+
+    space: object = field(repr=False)
+    arch: str
+    predicted_accuracy: float
+    accuracy_std: float
+    predicted_latency_ms: float | None
+    latency_std_ms: float | None
+    true_accuracy: float | None = None
+    true_latency_ms: float | None = None
+    novel: bool | None = None  # absent from the generator's training set
+
+    @property
+    def graph(self) -> ArchGraph:
+        return self.space.to_graph(self.arch)
+
+    def to_module(self, num_classes: int = 10, **options):
+        """A trainable ``torch.nn.Module`` of this architecture."""
+        return self.space.to_module(self.arch, num_classes=num_classes, **options)
+
+    def to_onnx(self, path, num_classes: int = 10, batch_size: int = 1) -> Path:
+        """Export the built network to ONNX at ``path`` (input ``batch_size x`` the space's input shape)."""
+        from .hardware import to_onnx
+
+        return to_onnx(self.to_module(num_classes), path, (batch_size, *self.space.input_shape))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("space")
+        return {"space": self.space.name, **d}
+
+
+@dataclass
+class GenerationReport:
+    """What a request asked, how it was sampled and how good the samples were.
+
+    ``uniqueness``: distinct architectures among the samples; ``functional_uniqueness``:
+    distinct equivalence classes (what they compute); ``novelty``: share of distinct
+    samples absent from the generator's training set; ``feasible_share``: share of
+    distinct samples predicted to meet the budget with the margin;
+    ``budget_satisfaction``: share of returned candidates whose *true* latency
+    meets the budget, and ``regret``: best true accuracy under the budget in the
+    table minus the top candidate's true accuracy (both None when unknown).
+    """
+
+    request: dict
+    settings: dict
+    samples: int
+    validity: float
+    uniqueness: float
+    functional_uniqueness: float
+    novelty: float | None
+    feasible_share: float
+    returned: int
+    seconds: float
+    budget_satisfaction: float | None = None
+    oracle_accuracy: float | None = None
+    regret: float | None = None
+    sample_archs: list[str] = field(default_factory=list, repr=False)
+    sample_accuracy: np.ndarray | None = field(default=None, repr=False)
+    sample_latency_ms: np.ndarray | None = field(default=None, repr=False)
+
+    def metrics(self) -> dict:
+        """The scalar figures (for logs and JSON)."""
+        keys = ("samples", "validity", "uniqueness", "functional_uniqueness", "novelty", "feasible_share",
+                "returned", "seconds", "budget_satisfaction", "oracle_accuracy", "regret")
+        return {k: getattr(self, k) for k in keys}
+
+
+class Candidates(list):
+    """The ranked candidates (best first); ``.report`` says how they were found."""
+
+    report: GenerationReport
+
+
+def make_reward(space, accuracy, task: str, latency, device: str | None, budget: float | None,
+                settings: GuidanceSettings):
+    """The guidance reward over option vectors (see :class:`GuidanceSettings`)."""
+    from scipy.special import log_ndtr
+
+    unit = accuracy.scale(task)
+
+    def reward(choices: np.ndarray) -> np.ndarray:
+        archs = [space.decode_choices(row) for row in choices.tolist()]
+        r = accuracy.predict(archs, task).mean / unit
+        if budget is not None:
+            lat = latency.predict(archs, device)
+            r = r + log_ndtr((budget - lat.mean) / np.maximum(lat.std, 1e-9) - settings.margin)
+        return settings.strength * r
+
+    return reward
+
+
+def true_columns(space, data, task: str, device: str | None):
+    """``(table, accuracy column, latency column)`` from the benchmark table, where it has them."""
+    from .data import LAYOUT, load_table
+
+    if space.name not in LAYOUT:
+        return None, None, None
+    try:
+        table = load_table(space.name, data)
+    except DataError:
+        return None, None, None
+    acc = table.accuracies.get(task)
+    lat = table.latencies.get(device) if device is not None else None
+    return table, acc, lat
+
+
+def _check_request(bundle, task, device, max_latency_ms, n, generator, settings) -> float | None:
+    """Validate a request; returns the budget as a float (or None)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    settings.checked()
+    if settings.samples < n:
+        raise ValueError(f"samples ({settings.samples}) must be at least n ({n})")
+    if generator != RANDOM and generator not in bundle.generators:
+        raise UnknownNameError("generator", generator, [*bundle.generators, RANDOM])
+    if task not in bundle.accuracy.targets:
+        raise UnknownNameError("task", task, bundle.accuracy.targets)
+    if device is not None and device not in bundle.latency.targets:
+        raise UnknownNameError("device", device, bundle.latency.targets)
+    if max_latency_ms is None:
+        return None
+    if device is None:
+        raise ValueError("max_latency_ms needs a device to predict latency on; pass device=...")
+    if isinstance(max_latency_ms, bool) or not isinstance(max_latency_ms, (int, float)) \
+            or not math.isfinite(max_latency_ms) or max_latency_ms <= 0:
+        raise ValueError(f"max_latency_ms must be a positive number of milliseconds, got {max_latency_ms!r}")
+    return float(max_latency_ms)
+
+
+def generate(
+    bundle,
+    *,
+    task: str,
+    device: str | None,
+    max_latency_ms: float | None,
+    n: int,
+    generator: str,
+    seed: int,
+    settings: GuidanceSettings,
+    data=None,
+) -> Candidates:
+    """Run one generation request on a bundle (see :meth:`archgen.ArchGen.generate`)."""
+    start = time.perf_counter()
+    space = bundle.latency.space
+    max_latency_ms = _check_request(bundle, task, device, max_latency_ms, n, generator, settings)
+    if generator == RANDOM:
+        choices = np.array([space.encode_choices(a) for a in space.sample(settings.samples, seed)])
+        novel = None
+    else:
+        gen = bundle.generators[generator]
+        reward = make_reward(space, bundle.accuracy, task, bundle.latency, device, max_latency_ms, settings)
+        choices = gen.sample_choices(settings.samples, reward, settings.proposals, seed)
+
+    # decode (valid by construction; counted, not assumed) and score the distinct samples
+    decoded = []
+    for row in choices.tolist():
+        try:
+            decoded.append(space.decode_choices(row))
+        except ValueError:
+            pass
+    archs = list(dict.fromkeys(decoded))
+    acc = bundle.accuracy.predict(archs, task)
+    lat = bundle.latency.predict(archs, device) if device is not None else None
+    if max_latency_ms is None:
+        feasible = np.ones(len(archs), dtype=bool)
+    else:
+        feasible = lat.upper(settings.margin) <= max_latency_ms
+    keys = [space.equivalence_key(a) for a in archs]
+    novel = None if generator == RANDOM else gen.is_novel(archs)
+    if not feasible.any():
+        i = int(np.argmin(lat.upper(settings.margin)))
+        raise BudgetError(
+            f"no architecture is predicted to run within {max_latency_ms} ms on {device!r}: the fastest of "
+            f"{len(archs)} distinct samples, {archs[i]}, is predicted at {lat.mean[i]:.3f} ± {lat.std[i]:.3f} ms "
+            f"({lat.upper(settings.margin)[i]:.3f} ms with the {settings.margin}-spread safety margin); "
+            "raise max_latency_ms or lower the margin"
+        )
+
+    # rank: accuracy first, then the faster of equals; keep one per equivalence class
+    order = np.lexsort(((lat.mean if lat is not None else np.zeros(len(archs))), -acc.mean))
+    chosen, seen = [], set()
+    for i in order:
+        if feasible[i] and keys[i] not in seen:
+            seen.add(keys[i])
+            chosen.append(int(i))
+            if len(chosen) == n:
+                break
+
+    table, true_acc, true_lat = true_columns(space, data, task, device)
+    cands = Candidates()
+    for i in chosen:
+        row = table.row_of.get(archs[i]) if table is not None else None
+        cands.append(Candidate(
+            space, archs[i], float(acc.mean[i]), float(acc.std[i]),
+            float(lat.mean[i]) if lat is not None else None, float(lat.std[i]) if lat is not None else None,
+            float(true_acc[row]) if row is not None and true_acc is not None else None,
+            float(true_lat[row]) if row is not None and true_lat is not None else None,
+            None if novel is None else bool(novel[i]),
+        ))
+    if len(cands) < n:
+        warnings.warn(
+            f"found {len(cands)} of the {n} requested candidates: of {settings.samples} samples, {len(archs)} "
+            f"were distinct, {int(feasible.sum())} met the {max_latency_ms} ms budget with the margin, and "
+            f"they compute {len({keys[i] for i in np.flatnonzero(feasible)})} different functions; "
+            "ask for more samples or a looser budget", GenerationWarning, stacklevel=3,
+        )
+
+    satisfaction = oracle = regret = None
+    if max_latency_ms is not None and true_lat is not None and cands and all(c.true_latency_ms is not None for c in cands):
+        satisfaction = float(np.mean([c.true_latency_ms <= max_latency_ms for c in cands]))
+    if max_latency_ms is not None and true_lat is not None and true_acc is not None:
+        under = true_lat <= max_latency_ms
+        if under.any():
+            oracle = float(true_acc[under].max())
+            if cands and cands[0].true_accuracy is not None:
+                regret = oracle - cands[0].true_accuracy
+    elif max_latency_ms is None and true_acc is not None:
+        oracle = float(true_acc.max())
+        if cands and cands[0].true_accuracy is not None:
+            regret = oracle - cands[0].true_accuracy
+
+    cands.report = GenerationReport(
+        request={"space": space.name, "task": task, "device": device, "max_latency_ms": max_latency_ms, "n": n,
+                 "generator": generator, "seed": seed},
+        settings=asdict(settings),
+        samples=settings.samples,
+        validity=len(decoded) / settings.samples,
+        uniqueness=len(archs) / settings.samples,
+        functional_uniqueness=len(set(keys)) / settings.samples,
+        novelty=None if novel is None else float(novel.mean()),
+        feasible_share=float(feasible.mean()),
+        returned=len(cands),
+        seconds=time.perf_counter() - start,
+        budget_satisfaction=satisfaction, oracle_accuracy=oracle, regret=regret,
+        sample_archs=archs, sample_accuracy=acc.mean,
+        sample_latency_ms=lat.mean if lat is not None else None,
+    )
+    return cands

@@ -1,0 +1,309 @@
+"""Generator figures (issue 4). Prints JSON.
+
+    python bench/generate.py --part unconditional  # validity / uniqueness / novelty, 1,000 samples
+    python bench/generate.py --part guidance       # choose guidance settings on VALIDATION devices
+    python bench/generate.py --part conditioned    # HELP protocol on TEST devices
+    python bench/generate.py --part compare        # diffusion vs autoregressive vs random, 100 / 1,000 samples
+    python bench/generate.py --part speed          # 1,000 conditioned samples; cold-start generate(n=5)
+
+Held out: the predictors used by ``guidance``, ``conditioned`` and ``compare``
+are pretrained without the TEST and VALIDATION devices (the bundle is cached
+under ``--cache``); each of those devices enters only through calibration with
+k=10 measured random architectures. Guidance settings are chosen on the
+VALIDATION devices only; figures are reported on the TEST devices only. The
+accuracy predictor is trained on the table's CIFAR-10 and CIFAR-100 columns
+(the task is known, as for the shipped bundle); ``--part conditioned`` also
+reports a stricter run where CIFAR-100 is held out as well and calibrated
+from k=20 labelled architectures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+# bench/predictors.py would shadow the `predictors` package: drop bench/ from the path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import numpy as np
+
+from archgen import ArchGen
+from archgen.bundle import Bundle
+from archgen.data import load_table
+from archgen.errors import BudgetError, GenerationWarning
+from archgen.generation import GuidanceSettings
+from archgen.pretrain import pretrain_bundle
+from archgen.spaces import get_space
+
+TEST_DEVICES = ("1080ti_1", "titanx_256", "titan_rtx_32", "silver_4210r", "pixel3", "samsung_a50")
+VALIDATION_DEVICES = ("2080ti_32", "gold_6240", "essential_ph_1")
+PERCENTILES = (30, 60, 90)
+K_DEVICE, K_TASK = 10, 20
+GENERATORS = ("diffusion", "autoregressive")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def heldout_bundle(cache: Path) -> Bundle:
+    """The bench's bundle: everything as shipped, minus the TEST and VALIDATION devices."""
+    path = cache / "nb201-heldout-devices.pt"
+    if not path.is_file():
+        log(f"pretraining the held-out bundle into {path} (a few minutes)")
+        pretrain_bundle("nb201", exclude_devices=[*TEST_DEVICES, *VALIDATION_DEVICES], progress=False).save(path)
+    bundle = Bundle.load(path)
+    assert not set(bundle.latency.targets) & {*TEST_DEVICES, *VALIDATION_DEVICES}
+    return bundle
+
+
+def calibrate(ag: ArchGen, table, device: str, seed: int) -> str:
+    """Calibrate a new device from k random measured architectures; returns its name."""
+    archs = ag.space.sample(K_DEVICE, seed=10_000 + seed)
+    name = f"{device}#{seed}"
+    ag.calibrate_device(name, archs, table.latency(device)[table.rows(archs)], replace=True)
+    return name
+
+
+def protocol_rows(ag: ArchGen, table, devices, generator: str, settings: GuidanceSettings, seeds,
+                  task: str = "cifar100", truth_task: str = "cifar100") -> list[dict]:
+    """One row per (device, calibration seed, budget percentile): the top-1's true
+    latency and accuracy, the table's best accuracy under the budget, the regret."""
+    acc = table.accuracy(truth_task)
+    rows = []
+    for device in devices:
+        lat = table.latency(device)
+        for seed in seeds:
+            name = calibrate(ag, table, device, seed)
+            for pct in PERCENTILES:
+                budget = float(np.percentile(lat, pct))
+                oracle = float(acc[lat <= budget].max())
+                row = {"device": device, "seed": seed, "percentile": pct, "budget_ms": round(budget, 4),
+                       "oracle_accuracy": round(oracle, 3)}
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", GenerationWarning)
+                        cands = ag.generate(task, name, budget, n=1, generator=generator, seed=seed,
+                                            samples=settings.samples, strength=settings.strength,
+                                            proposals=settings.proposals, margin=settings.margin)
+                except BudgetError:  # nothing predicted safely within budget: no answer, counted apart
+                    rows.append({**row, "no_candidate": True})
+                    continue
+                top = table.row_of[cands[0].arch]
+                sampled = table.rows(cands.report.sample_archs)
+                under = lat[sampled] <= budget
+                rows.append({**row, "no_candidate": False,
+                             "top1_latency_ms": round(float(lat[top]), 4), "within_budget": bool(lat[top] <= budget),
+                             "top1_accuracy": round(float(acc[top]), 3), "regret": round(oracle - float(acc[top]), 3),
+                             "best_sample_accuracy_under_budget": round(float(acc[sampled][under].max()), 3)
+                             if under.any() else None,
+                             "seconds": round(cands.report.seconds, 3)})
+            ag.bundle.latency.forget(name)
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Budget and regret over the rows that returned a candidate; rows with none
+    (BudgetError: nothing predicted within budget with the margin) counted apart."""
+    answered = [r for r in rows if not r["no_candidate"]]
+    if not answered:
+        return {"rows": len(rows), "no_candidate_rows": len(rows)}
+    return {"rows": len(rows), "no_candidate_rows": len(rows) - len(answered),
+            "within_budget": round(float(np.mean([r["within_budget"] for r in answered])), 4),
+            "mean_regret": round(float(np.mean([r["regret"] for r in answered])), 3),
+            "max_regret": round(float(np.max([r["regret"] for r in answered])), 3),
+            "mean_seconds": round(float(np.mean([r["seconds"] for r in answered])), 3)}
+
+
+# -- parts ------------------------------------------------------------------------------
+def unconditional(table, seed: int = 0, train_fraction: float = 0.5) -> dict:
+    """Train each generator on a random half of the space; 1,000 unguided samples."""
+    from generators.training import fit_generator
+
+    space = get_space("nb201")
+    archs = list(table.archs)
+    train = [archs[i] for i in np.random.default_rng(seed).choice(len(archs), int(train_fraction * len(archs)),
+                                                                  replace=False)]
+    out = {"protocol": f"train on {len(train):,} random NB201 archs (seed {seed}), sample 1,000 unguided; "
+                       "validity = decodes to an arch whose graph validates and decodes back to it; "
+                       "uniqueness by canonical graph hash (isomorphism-aware) of the full and the pruned graph; "
+                       "novelty = share of valid samples absent from the training set"}
+    for kind in GENERATORS:
+        start = time.perf_counter()
+        gen = fit_generator(space, train, kind, seed=seed, progress=False)
+        train_s = time.perf_counter() - start
+        start = time.perf_counter()
+        samples = gen.sample(1000, seed=seed)
+        sample_s = time.perf_counter() - start
+        valid, full_hashes, pruned_hashes = [], set(), set()
+        for a in samples:
+            g = space.to_graph(a)
+            g.validate()
+            if space.from_graph(g) == a:
+                valid.append(a)
+                full_hashes.add(g.canonical_hash())
+                pruned_hashes.add(g.pruned().canonical_hash())
+        out[kind] = {"validity": len(valid) / 1000, "uniqueness": len(full_hashes) / 1000,
+                     "uniqueness_pruned_graph": len(pruned_hashes) / 1000,
+                     "novelty": round(float(gen.is_novel(valid).mean()), 4),
+                     "train_s": round(train_s, 1), "sample_s": round(sample_s, 2)}
+        log(f"{kind}: {out[kind]}")
+    return out
+
+
+def _choose(results: list[dict]) -> dict:
+    """Every row answered and >= 99% within budget if any setting manages it, else
+    the fewest unanswered rows and the most within budget; then the lowest regret."""
+    def key(r):
+        ok = r["no_candidate_rows"] == 0 and r.get("within_budget", 0) >= 0.99
+        return (not ok, r["no_candidate_rows"], -r.get("within_budget", 0) if not ok else 0, r.get("mean_regret", 99))
+    return min(results, key=key)
+
+
+def guidance(cache: Path, seeds=(0, 1)) -> dict:
+    """Sweep strength x proposals (margin 2), then the margin, on the VALIDATION devices;
+    pick the setting with the lowest mean regret among those keeping >= 99% in budget."""
+    table = load_table("nb201")
+    ag = ArchGen(heldout_bundle(cache))
+    base = GuidanceSettings()
+    results = []
+
+    def run(settings):
+        rows = [r for g in GENERATORS for r in protocol_rows(ag, table, VALIDATION_DEVICES, g, settings, seeds)]
+        s = {"strength": settings.strength, "proposals": settings.proposals, "margin": settings.margin,
+             **summarise(rows)}
+        results.append(s)
+        log(json.dumps(s))
+        return s
+
+    for strength in (0.0, 4.0, 16.0, 64.0):
+        for proposals in (8, 16):
+            if strength or proposals == 8:  # strength 0 ignores proposals
+                run(replace(base, strength=strength, proposals=proposals, margin=2.0))
+    best = _choose(results)
+    for margin in (0.5, 1.0, 1.5, 2.5):
+        run(replace(base, strength=best["strength"], proposals=best["proposals"], margin=margin))
+    best = _choose(results)
+    return {"protocol": f"validation devices {list(VALIDATION_DEVICES)} (held out of pretraining, calibrated with "
+                        f"k={K_DEVICE}), budgets at percentiles {list(PERCENTILES)}, calibration seeds {list(seeds)}, "
+                        f"both generators, {base.samples} samples per request, task cifar100",
+            "chosen": best, "sweep": results}
+
+
+def conditioned(cache: Path, seeds=(0, 1, 2)) -> dict:
+    table = load_table("nb201")
+    bundle = heldout_bundle(cache)
+    ag = ArchGen(bundle)
+    settings = GuidanceSettings()
+    out = {"protocol": f"test devices {list(TEST_DEVICES)} held out of pretraining, each calibrated with k={K_DEVICE} "
+                       f"random measured archs (seeds {list(seeds)}); budget at its {list(PERCENTILES)}th latency "
+                       "percentile; ask for the best cifar100 arch (n=1); truth from the table",
+           "settings": settings.__dict__}
+    for g in GENERATORS:
+        rows = protocol_rows(ag, table, TEST_DEVICES, g, settings, seeds)
+        out[g] = {**summarise(rows), "rows_detail": rows}
+        log(f"{g}: {summarise(rows)}")
+
+    # stricter: CIFAR-100 held out of the accuracy predictor too, calibrated from k=20 labels
+    from predictors.fit import ACCURACY_FIT, fit_predictor
+
+    space = get_space("nb201")
+    acc = fit_predictor(space, list(table.archs), {"cifar10": table.accuracy("cifar10")}, kind="accuracy", unit="%",
+                        normalisation="standard", config=ACCURACY_FIT, progress=False)
+    strict = ArchGen(replace(bundle, accuracy=acc))
+    labelled = space.sample(K_TASK, seed=20_000)
+    strict.calibrate_task("cifar100-k20", labelled, table.accuracy("cifar100")[table.rows(labelled)])
+    for g in GENERATORS:
+        rows = protocol_rows(strict, table, TEST_DEVICES, g, settings, seeds, task="cifar100-k20")
+        out[f"{g}_cifar100_held_out"] = {**summarise(rows), "rows_detail": rows}
+        log(f"{g} (cifar100 held out): {summarise(rows)}")
+    return out
+
+
+def compare(cache: Path, seeds=(0, 1, 2), counts=(100, 1000)) -> dict:
+    """Equal sample counts: the generators vs uniform random sampling, all with the
+    same predictor filter and ranking."""
+    table = load_table("nb201")
+    ag = ArchGen(heldout_bundle(cache))
+    out = {"protocol": "as --part conditioned (test devices, k=10, budgets at 30/60/90th percentile, cifar100); "
+                       "top1_accuracy = true accuracy of the top-ranked candidate; best_sample_accuracy_under_budget "
+                       "= best true accuracy among the samples whose true latency meets the budget"}
+    for count in counts:
+        for g in (*GENERATORS, "random"):
+            settings = replace(GuidanceSettings(), samples=count)
+            rows = protocol_rows(ag, table, TEST_DEVICES, g, settings, seeds)
+            answered = [r for r in rows if not r["no_candidate"]]
+            out[f"{g}_{count}"] = {
+                **summarise(rows),
+                "mean_top1_accuracy": round(float(np.mean([r["top1_accuracy"] for r in answered])), 3),
+                "mean_best_sample_accuracy_under_budget": round(float(np.mean(
+                    [r["best_sample_accuracy_under_budget"] or 0.0 for r in answered])), 3),
+            }
+            log(f"{g} {count}: {out[f'{g}_{count}']}")
+    return out
+
+
+def speed(cache: Path) -> dict:
+    ag = ArchGen.pretrained("nb201")
+    out = {"threads": __import__("torch").get_num_threads()}
+    for g in GENERATORS:
+        ag.generate("cifar100", "pixel3", 12.0, n=5, generator=g, samples=50)  # warm the feature cache path
+        gen = ag.bundle.generators[g]
+        from archgen.generation import make_reward
+
+        reward = make_reward(ag.space, ag.bundle.accuracy, "cifar100", ag.bundle.latency, "pixel3", 12.0,
+                             GuidanceSettings())
+        for cached in (False, True):
+            if not cached:
+                ag.bundle.accuracy._feature_cache.clear()
+                ag.bundle.latency._feature_cache.clear()
+            start = time.perf_counter()
+            choices = gen.sample_choices(1000, reward, GuidanceSettings().proposals, seed=1)
+            archs = [ag.space.decode_choices(r) for r in choices.tolist()]
+            out[f"{g}_1000_conditioned_samples_s" + ("_cached_features" if cached else "")] = round(
+                time.perf_counter() - start, 3)
+        assert len(archs) == 1000
+    code = ("import time; t0 = time.perf_counter(); from archgen import ArchGen; t1 = time.perf_counter(); "
+            "ag = ArchGen.pretrained('nb201'); c = ag.generate('cifar100', 'pixel3', 12.0, n=5); "
+            "t2 = time.perf_counter(); assert len(c) == 5; print(t1 - t0, t2 - t1)")
+    runs = []
+    for _ in range(3):
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        runs.append([float(x) for x in res.stdout.split()])
+    imports, work = np.median(np.array(runs), axis=0)
+    out["cold_generate_n5_s"] = round(float(imports + work), 2)
+    out["cold_generate_n5_s_after_imports"] = round(float(work), 2)
+    out["cold_generate_n5_import_s"] = round(float(imports), 2)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["unconditional", "guidance", "conditioned", "compare", "speed", "all"],
+                        default="all")
+    parser.add_argument("--cache", default="/tmp/archgen-bench", help="folder for the held-out bench bundle")
+    args = parser.parse_args()
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    result = {}
+    if args.part in ("unconditional", "all"):
+        result["unconditional"] = unconditional(load_table("nb201"))
+    if args.part in ("guidance", "all"):
+        result["guidance"] = guidance(cache)
+    if args.part in ("conditioned", "all"):
+        result["conditioned"] = conditioned(cache)
+    if args.part in ("compare", "all"):
+        result["compare"] = compare(cache)
+    if args.part in ("speed", "all"):
+        result["speed"] = speed(cache)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
