@@ -84,6 +84,26 @@ class ArchGen:
         """Add task ``name`` from the accuracies (%) of k >= 2 trained architectures."""
         return self.bundle.accuracy.calibrate(name, archs, accuracies, replace=replace)
 
+    def calibrate_local(self, k: int = 10, *, name: str = "local", seed: int = 0, settings=None,
+                        cache=None, progress: bool = True, replace: bool = True):
+        """Measure ``k`` random architectures on this machine with onnxruntime (see
+        :func:`~archgen.measurements.measure_archs`; cached) and calibrate device
+        ``name`` from them; then ``generate(device="local", ...)`` works."""
+        from .measurements import RuntimeSettings, measure_archs
+
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise ValueError(f"k must be an int >= 2, got {k!r}")
+        archs = self.space.sample(k, seed=seed)
+        measured = measure_archs(self.space, archs, settings or RuntimeSettings(), cache=cache, progress=progress)
+        return self.calibrate_device(name, archs, [m.latency_ms for m in measured], replace=replace)
+
+    def measure(self, archs: Sequence[ArchLike], *, settings=None, cache=None, progress: bool = True):
+        """Measured onnxruntime latencies of ``archs`` on this machine (a list of
+        :class:`~archgen.measurements.ArchMeasurement`, in order; cached)."""
+        from .measurements import RuntimeSettings, measure_archs
+
+        return measure_archs(self.space, archs, settings or RuntimeSettings(), cache=cache, progress=progress)
+
     # -- prediction ----------------------------------------------------------------------
     def predict_latency(self, archs: Sequence[ArchLike], device: str):
         """Latency (ms) on ``device``: a :class:`~predictors.predictor.Prediction`

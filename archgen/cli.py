@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 from .errors import ArchGenError, UnknownNameError
@@ -45,13 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build(p)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("measure", help="measure an architecture's onnxruntime latency on this machine")
-    p.add_argument("arch", help="architecture string of the space")
+    p = sub.add_parser("measure", help="measure architectures' onnxruntime latency on this machine (cached)")
+    p.add_argument("arch", nargs="*", help="architecture strings of the space")
     _add_space(p)
     _add_build(p)
+    p.add_argument("--sample", type=int, default=0, metavar="N", help="also measure N random architectures")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
     p.add_argument("--warmup", type=int, default=10, help="discarded warm-up runs (default 10)")
     p.add_argument("--repeats", type=int, default=50, help="timed runs (default 50)")
+    p.add_argument("--cache", default=None, help="SQLite measurement cache (default: $ARCHGEN_CACHE or "
+                   "~/.cache/archgen/measurements.sqlite)")
+    p.add_argument("--no-cache", action="store_true", help="measure everything again and store nothing")
+    p.add_argument("--csv", default=None, metavar="FILE", help="also write arch,latency_ms (a --calibration file)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_measure)
 
@@ -69,12 +75,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generators", default="diffusion,autoregressive",
                    help="comma-separated generators to train (default: diffusion,autoregressive; '' for none)")
     p.add_argument("--generator-epochs", type=int, default=None, help="epochs of each generator")
+    p.add_argument("--accelerator", default="cpu", help="Lightning accelerator: cpu (default), gpu, auto")
+    p.add_argument("--trainer-devices", default="1",
+                   help="Lightning devices per node (default 1; --devices names benchmark devices here)")
+    p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
+    p.add_argument("--num-nodes", type=int, default=1, help="Lightning nodes (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (offline unless logged in)")
     p.add_argument("--run-dir", default="runs", help="folder for W&B runs and checkpoints (default ./runs)")
     p.add_argument("--checkpoints", action="store_true", help="keep Lightning checkpoints under --run-dir")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("train", help="train an architecture on real images and report its test accuracy")
+    p.add_argument("arch", help="architecture string of the space")
+    _add_space(p)
+    p.add_argument("--data", default="digits",
+                   help="'digits' (scikit-learn's bundled digits, default), an .npz (images, labels) or a class folder")
+    p.add_argument("--epochs", type=int, default=15, help="maximum epochs (early stopping on validation accuracy)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (cosine schedule)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--channels", type=int, default=None, help="network width C (NB201 default for training: 8)")
+    p.add_argument("--cells-per-stage", type=int, default=None, help="cells per stage N (NB201 default for training: 1)")
+    p.add_argument("--accelerator", default="cpu", help="Lightning accelerator: cpu (default), gpu, auto")
+    p.add_argument("--devices", default="1", help="Lightning devices (default 1)")
+    p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp for several GPUs")
+    p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (offline unless logged in)")
+    p.add_argument("--run-dir", default="runs", help="folder for checkpoints and W&B runs (default ./runs)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("generate", help="generate the best architectures for a task, device and latency budget")
     _add_space(p)
@@ -90,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, default=None, help="budget safety margin, in predicted latency spreads")
     p.add_argument("--calibration", default=None, metavar="FILE.csv",
                    help="measured latencies of the new --device: a CSV with columns arch,latency_ms")
+    p.add_argument("--local-k", type=int, default=10,
+                   help="with --device local: architectures measured here to calibrate it (default 10)")
+    p.add_argument("--verify", action="store_true",
+                   help="measure the candidates on this machine (onnxruntime) next to their predicted latency")
+    p.add_argument("--cache", default=None, help="SQLite measurement cache for --device local and --verify")
     p.add_argument("--bundle", default=None, help="bundle made by `archgen pretrain` (default: the embedded one)")
     p.add_argument("--data", default=None, help="benchmark folder for true metrics (default: $ARCHGEN_DATA)")
     p.add_argument("--out", default=None, metavar="DIR", help="write candidates.json, ONNX files and a plot here")
@@ -163,25 +199,47 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _runtime_settings(args):
+    from .measurements import RuntimeSettings
+
+    return RuntimeSettings(threads=args.threads, warmup=args.warmup, repeats=args.repeats,
+                           batch_size=args.batch_size, num_classes=args.num_classes).checked()
+
+
 def cmd_measure(args) -> int:
-    from .hardware import measure_latency, to_onnx
+    from .measurements import measure_archs
     from .spaces import get_space
 
     space = get_space(args.space)
-    arch = space.parse(args.arch)
-    module = space.to_module(arch, num_classes=args.num_classes)
-    shape = _input_shape(space, args.batch_size)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = to_onnx(module, Path(tmp) / "model.onnx", shape)
-        m = measure_latency(path, shape, warmup=args.warmup, repeats=args.repeats, threads=args.threads)
+    if args.sample < 0:
+        raise ValueError(f"--sample must be >= 0, got {args.sample}")
+    archs = [space.parse(a) for a in args.arch] + space.sample(args.sample, seed=args.seed)
+    if not archs:
+        raise ValueError("nothing to measure: give architecture strings or --sample N")
+    results = measure_archs(space, archs, _runtime_settings(args), cache=False if args.no_cache else args.cache,
+                            progress=not args.no_progress)
+    if args.csv:
+        import csv
+
+        with open(args.csv, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["arch", "latency_ms"])
+            writer.writerows([r.arch, f"{r.latency_ms:.6g}"] for r in results)
     if args.json:
-        print(json.dumps({"arch": arch, "space": space.name, **m.to_dict()}, indent=2))
-    else:
-        print(
-            f"{m.median_ms:.3f} ms median (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}) over {m.repeats} runs, "
-            f"{m.threads} thread(s), batch {m.batch_size}, onnxruntime CPU"
-        )
+        rows = [{"arch": r.arch, "space": space.name, "cached": r.cached, **r.measurement.to_dict()} for r in results]
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+        return 0
+    for r in results:
+        m = r.measurement
+        print(f"{m.median_ms:.3f} ms median (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}) over {m.repeats} runs, "
+              f"{m.threads} thread(s), batch {m.batch_size}, onnxruntime CPU{' (cached)' if r.cached else ''}"
+              + (f"  {r.arch}" if len(results) > 1 else ""))
     return 0
+
+
+def _devices(text: str):
+    """Lightning's devices: a count, or a spec such as "auto" or "0,1"."""
+    return int(text) if str(text).isdigit() else text
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -231,12 +289,34 @@ def cmd_pretrain(args) -> int:
         generator_config=gen_cfg, seed=args.seed, use_wandb=args.wandb,
         run_dir=args.run_dir, progress=not args.no_progress,
         checkpoint_dir=Path(args.run_dir) / "checkpoints" if args.checkpoints else None, command=command,
+        trainer_options={"accelerator": args.accelerator, "devices": _devices(args.trainer_devices), "strategy": args.strategy,
+                         "num_nodes": args.num_nodes},
     )
     bundle.save(out)
     meta = bundle.meta
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): {len(meta['devices'])} devices, "
           f"tasks {', '.join(meta['tasks'])}, generators {', '.join(meta['generators']) or 'none'}; "
           f"trained in {meta['train_seconds']} s")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .spaces import get_space
+    from .training import train_candidate
+
+    space = get_space(args.space)
+    network = {k: v for k, v in (("channels", args.channels), ("cells_per_stage", args.cells_per_stage)) if v is not None}
+    devices = _devices(args.devices)
+    result = train_candidate(space, space.parse(args.arch), args.data, epochs=args.epochs, batch_size=args.batch_size,
+                             lr=args.lr, seed=args.seed, network=network, use_wandb=args.wandb, run_dir=args.run_dir,
+                             accelerator=args.accelerator, devices=devices, strategy=args.strategy,
+                             progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(f"test accuracy {result.test_accuracy:.2f}% (best validation {result.val_accuracy:.2f}%) after "
+              f"{result.epochs} epochs, {result.seconds:.1f} s ({result.seconds_per_epoch:.1f} s/epoch) on "
+              f"{result.dataset}; checkpoint {result.checkpoint}")
     return 0
 
 
@@ -270,6 +350,10 @@ def cmd_generate(args) -> int:
     from .errors import GenerationWarning
 
     ag = ArchGen.pretrained(args.space, path=args.bundle, data=args.data)
+    if args.device == "local" and not args.calibration and "local" not in ag.devices():
+        cal = ag.calibrate_local(args.local_k, cache=args.cache)
+        print(f"calibrated 'local' (this machine, onnxruntime CPU, 1 thread) from {cal.k} measurements",
+              file=sys.stderr)
     if args.calibration:
         if args.device is None:
             raise ValueError("--calibration needs --device NAME for the new device")
@@ -287,6 +371,11 @@ def cmd_generate(args) -> int:
     report = cands.report
     result = {"request": report.request, "settings": report.settings, "metrics": report.metrics(),
               "candidates": [c.to_dict() for c in cands]}
+    measured = None
+    if args.verify:
+        measured = [m.latency_ms for m in ag.measure([c.arch for c in cands], cache=args.cache)]
+        for row, ms in zip(result["candidates"], measured):
+            row["measured_latency_ms_here"] = ms
     if args.out:
         from .experiment import plot_generation
 
@@ -301,7 +390,7 @@ def cmd_generate(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(_candidate_table(cands))
+    print(_candidate_table(cands, measured))
     m = report.metrics()
     novelty = "-" if m["novelty"] is None else f"{m['novelty']:.0%}"
     line = (f"{report.samples} samples in {m['seconds']:.2f} s: validity {m['validity']:.0%}, uniqueness "
@@ -315,15 +404,17 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _candidate_table(cands) -> str:
+def _candidate_table(cands, measured=None) -> str:
     def fmt(value, std=None, digits=2):
         if value is None:
             return "-"
         return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
-    header = ("#", "pred. acc %", "pred. latency ms", "true acc %", "true ms", "arch")
+    header = ("#", "pred. acc %", "pred. latency ms", "true acc %", "true ms", *(("measured here ms",) if measured else ()),
+              "arch")
     rows = [(str(i), fmt(c.predicted_accuracy, c.accuracy_std), fmt(c.predicted_latency_ms, c.latency_std_ms, 3),
-             fmt(c.true_accuracy), fmt(c.true_latency_ms, digits=3), c.arch) for i, c in enumerate(cands, start=1)]
+             fmt(c.true_accuracy), fmt(c.true_latency_ms, digits=3),
+             *((fmt(measured[i - 1], digits=3),) if measured else ()), c.arch) for i, c in enumerate(cands, start=1)]
     widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *rows])
 

@@ -35,6 +35,7 @@ def pretrain_bundle(
     run_dir: str | Path = "runs",
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
+    trainer_options: dict | None = None,
     command: str = "",
 ) -> Bundle:
     """Pretrain the predictors (see :func:`predictors.pretrain.pretrain_predictors`)
@@ -53,6 +54,7 @@ def pretrain_bundle(
         sp.name, root, devices=devices, exclude_devices=exclude_devices, tasks=tasks, exclude_tasks=exclude_tasks,
         latency_config=latency_config or LATENCY_FIT, accuracy_config=accuracy_config or ACCURACY_FIT, seed=seed,
         use_wandb=use_wandb, run_dir=run_dir, progress=progress, checkpoint_dir=checkpoint_dir,
+        trainer_options=trainer_options,
     )
     archs = list(load_table(sp.name, root).archs)
     trained = {}
@@ -66,7 +68,8 @@ def pretrain_bundle(
                                           **generator_config.to_dict()})
         start = time.perf_counter()
         trained[kind] = fit_generator(sp, archs, kind, generator_config, seed=seed, logger=logger, progress=progress,
-                                      checkpoint_dir=Path(checkpoint_dir) / kind if checkpoint_dir else None)
+                                      checkpoint_dir=Path(checkpoint_dir) / kind if checkpoint_dir else None,
+                                      trainer_options=trainer_options)
         meta["train_seconds"][kind] = round(time.perf_counter() - start, 1)
         if logger is not None:
             logger.experiment.summary["train_seconds"] = meta["train_seconds"][kind]

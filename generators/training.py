@@ -70,6 +70,7 @@ def fit_generator(
     logger=None,
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
+    trainer_options: dict | None = None,
 ) -> Generator:
     """Train a ``kind`` generator on ``archs`` (arch strings of ``space``)."""
     check_kind(kind)
@@ -85,10 +86,11 @@ def fit_generator(
                                          monitor="val/nll" if len(data.val_idx) else None, save_last=True))
     steps = max(1, -(-len(data.train_idx) // config.batch_size))
     trainer = L.Trainer(
-        max_epochs=config.epochs, accelerator="cpu", devices=1, logger=logger if logger is not None else False,
+        max_epochs=config.epochs, logger=logger if logger is not None else False,
         log_every_n_steps=min(50, steps), callbacks=callbacks, enable_checkpointing=bool(callbacks),
         enable_progress_bar=progress, enable_model_summary=False, deterministic=True,
+        **{"accelerator": "cpu", "devices": 1, **(trainer_options or {})},
     )
     trainer.fit(module, datamodule=data)
     digests = np.unique(np.array([arch_digest(a) for a in archs], dtype=np.int64))
-    return Generator(space, kind, module.model.eval(), config, digests)
+    return Generator(space, kind, module.model.cpu().eval(), config, digests)

@@ -31,7 +31,10 @@ class CalibrationPrior:
     embeddings (lets the new target leave their span); ``scale_var``: prior
     variance of a free rescaling of the component mean; ``global_mass``: prior
     mass of the broad component; ``noise_grid``: candidate noise variances of the
-    normalised targets.
+    normalised targets; ``relative_floor``: None for noise of constant variance,
+    else noise whose variance grows like ``value**2 + relative_floor**2`` (in
+    units of the target's mean; multiplicative latency noise with a floor, so a
+    near-zero measurement does not pin the fit).
     """
 
     neighbour_spread: float = 0.03
@@ -39,12 +42,22 @@ class CalibrationPrior:
     scale_var: float = 1.0
     global_mass: float = 0.5
     noise_grid: tuple[float, ...] = NOISE_GRID
+    relative_floor: float | None = None
+
+    def noise_scale(self, value: np.ndarray) -> np.ndarray | None:
+        """Relative noise variance at (normalised) ``value``: 1 at value 1, or None
+        (constant) when :attr:`relative_floor` is None."""
+        if self.relative_floor is None:
+            return None
+        return (np.maximum(value, 0.0) ** 2 + self.relative_floor**2) / (1.0 + self.relative_floor**2)
 
 
 #: candidate priors searched by :meth:`~predictors.predictor.MetricPredictor.tune_prior`
 PRIOR_GRID: tuple[CalibrationPrior, ...] = tuple(
     CalibrationPrior(neighbour_spread=g, slack=s) for g in (0.03, 0.1, 0.3) for s in (1e-3, 1e-2, 1e-1)
 )
+#: the relative-noise floors also searched for ratio-normalised (latency) targets
+RELATIVE_FLOORS: tuple[float | None, ...] = (None, 0.3, 1.0)
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 
-from .calibration import PRIOR_GRID
+from .calibration import PRIOR_GRID, RELATIVE_FLOORS
 from .predictor import MetricPredictor, encode, normalise
 from .training import PredictorModule, TableDataModule
 
@@ -60,6 +60,7 @@ def fit_predictor(
     logger=None,
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
+    trainer_options: dict | None = None,
 ) -> MetricPredictor:
     """Train an ensemble on ``targets`` (name -> values per arch, NaN = unknown).
 
@@ -91,13 +92,14 @@ def fit_predictor(
                                          monitor="val/loss" if data.val_idx else None, save_last=True))
     steps_per_epoch = max(1, -(-len(data.train_idx) // config.batch_size))
     trainer = L.Trainer(
-        max_epochs=config.epochs, accelerator="cpu", devices=1, logger=logger if logger is not None else False,
+        max_epochs=config.epochs, logger=logger if logger is not None else False,
         log_every_n_steps=min(50, steps_per_epoch),
         callbacks=callbacks, enable_checkpointing=bool(callbacks), enable_progress_bar=progress,
         enable_model_summary=False, deterministic=True, num_sanity_val_steps=0,
+        **{"accelerator": "cpu", "devices": 1, **(trainer_options or {})},
     )
     trainer.fit(module, data)
-    model = module.model.eval()
+    model = module.model.cpu().eval()  # predictors run on the CPU whatever trained them
     phi = encode(model, data.batcher, archs)
     weights = model.weights.detach().double().numpy()
     train_idx, val_idx = np.array(data.train_idx), np.array(data.val_idx, dtype=int)
@@ -120,5 +122,6 @@ def fit_predictor(
         norms={n: (norms[n][0], norms[n][1], noise[n]) for n in names},
     )
     if config.tune_prior:
-        predictor.tune_prior(archs, targets, PRIOR_GRID)
+        floors = RELATIVE_FLOORS if normalisation == "ratio" else (None,)
+        predictor.tune_prior(archs, targets, [replace(p, relative_floor=f) for p in PRIOR_GRID for f in floors])
     return predictor

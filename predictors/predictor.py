@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 from archgen.errors import InvalidArchError, UnknownNameError
 from graph_encoders import GraphBatcher
@@ -40,6 +39,12 @@ def normalise(values: np.ndarray, normalisation: str) -> tuple[np.ndarray, float
     return (values - offset) / scale, offset, scale
 
 
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr  # imported on use: scipy.stats costs ~0.7 s to import
+
+    return float(spearmanr(a, b)[0])
+
+
 @torch.no_grad()
 def encode(model: EmbeddingPredictor, batcher: GraphBatcher, archs: list[str], chunk: int = 8192) -> np.ndarray:
     """``[members, n, p]`` features of ``archs``, computed ``chunk`` graphs at a time."""
@@ -55,8 +60,8 @@ class Prediction:
 
     ``mean`` and ``std`` are in the metric's unit (ms, or % accuracy); ``std``
     combines ensemble disagreement with the target's residual noise (and, for a
-    calibrated target, the posterior uncertainty of its embedding). Latency
-    noise is relative: its spread grows in proportion to the predicted latency.
+    calibrated target, the posterior uncertainty of its embedding). Where the
+    calibration prior says noise is relative (latency), it grows with the prediction.
     ``np.asarray(prediction)`` gives the means.
     """
 
@@ -174,10 +179,9 @@ class MetricPredictor:
             noise = float(np.mean([post.noise for post in tgt.posteriors]))
             epistemic = per_member.var(axis=0) + np.mean([s**2 for _, s in outs], axis=0) - noise
         mean_z = per_member.mean(axis=0)
-        if self.normalisation == "ratio":
-            # latency errors are multiplicative (on held-out devices the relative residual
-            # spread is flat across latency quintiles): the noise scales with the prediction
-            noise = noise * np.maximum(mean_z, 0.0) ** 2
+        scale = self.prior.noise_scale(mean_z)  # multiplicative latency noise, where the prior says so
+        if scale is not None:
+            noise = noise * scale
         mean = tgt.offset + tgt.scale * mean_z
         if self.kind == "accuracy":  # a linear head can extrapolate past the possible range
             mean = np.clip(mean, 0.0, 100.0)
@@ -218,19 +222,14 @@ class MetricPredictor:
         start = time.perf_counter()
         phi = self.features(archs)
         known = self._known_weights
-        rel = self._relative_noise(z)
+        rel = self.prior.noise_scale(z)
         posteriors = [calibrate_member(known[e], phi[e], z, self.prior, rel) for e in range(self.model.members)]
         seconds = time.perf_counter() - start
         self._targets[name] = _Target(offset, scale, 0.0, posteriors)
         fitted = self.predict(archs, name).mean
-        rho = float(spearmanr(fitted, y)[0]) if len(y) > 2 else float("nan")
+        rho = _spearman(fitted, y) if len(y) > 2 else float("nan")
         noise = scale * float(np.sqrt(np.mean([p.noise for p in posteriors])))
         return Calibration(name, len(y), seconds, rho, noise)
-
-    def _relative_noise(self, z: np.ndarray) -> np.ndarray | None:
-        """Per-point noise scale for calibration: latency noise is multiplicative
-        (variance grows with the value squared); accuracy noise is constant."""
-        return z**2 if self.normalisation == "ratio" else None
 
     def tune_prior(
         self,
@@ -261,10 +260,10 @@ class MetricPredictor:
                 for seed in range(seeds):
                     pick = np.random.default_rng(seed).choice(len(rows), k, replace=False)
                     z = normalise(y[pick], self.normalisation)[0]
-                    rel = self._relative_noise(z)
+                    rel = prior.noise_scale(z)
                     preds = [calibrate_member(others[e], phi[e, pick], z, prior, rel).predict(phi[e])[0]
                              for e in range(self.model.members)]
-                    scores.append(spearmanr(np.mean(preds, axis=0), y)[0])
+                    scores.append(_spearman(np.mean(preds, axis=0), y))
             score = float(np.nanmean(scores))
             if score > best_score:
                 best, best_score = prior, score

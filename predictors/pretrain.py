@@ -38,10 +38,13 @@ def pretrain_predictors(
     run_dir: str | Path = "runs",
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
+    trainer_options: dict | None = None,
 ) -> tuple[dict, dict]:
     """Train the latency predictor on ``devices`` and the accuracy predictor on
     ``tasks`` of ``space``'s table (all, minus the excluded ones). Returns
-    ``({"latency": ..., "accuracy": ...}, meta)``."""
+    ``({"latency": ..., "accuracy": ...}, meta)``. ``trainer_options`` go to every
+    Lightning ``Trainer`` (e.g. ``accelerator``, ``devices``, ``strategy``,
+    ``num_nodes``; default one CPU process)."""
     sp = get_space(space)
     table = load_table(sp.name, root)
     devices = _select(f"device of the {sp.name} table", table.devices, devices, exclude_devices)
@@ -65,7 +68,7 @@ def pretrain_predictors(
         predictors[kind] = fit_predictor(
             sp, archs, values, kind=kind, unit=unit, normalisation=norm, config=config, seed=seed,
             logger=logger, progress=progress,
-            checkpoint_dir=Path(checkpoint_dir) / kind if checkpoint_dir else None,
+            checkpoint_dir=Path(checkpoint_dir) / kind if checkpoint_dir else None, trainer_options=trainer_options,
         )
         timings[kind] = round(time.perf_counter() - start, 1)
         if logger is not None:

@@ -15,6 +15,12 @@ if not os.environ.get("ARCHGEN_DATA") and DEFAULT_DATA.is_dir():
     os.environ["ARCHGEN_DATA"] = str(DEFAULT_DATA)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _measurement_cache_in_tmp(tmp_path_factory):
+    """Tests never write into the user's ~/.cache."""
+    os.environ["ARCHGEN_CACHE"] = str(tmp_path_factory.mktemp("cache") / "measurements.sqlite")
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     root = os.environ.get("ARCHGEN_DATA")

@@ -1,0 +1,220 @@
+"""Measuring many architectures on this machine, with a persistent SQLite cache.
+
+A measurement is keyed by the space, the architecture's canonical graph hash,
+the input shape, the runtime settings and a fingerprint of the machine (CPU
+model, cores, onnxruntime version), so a cached number is only reused where it
+would be measured again the same way. Every measurement is committed on its own
+as soon as it is taken: a crash or Ctrl-C loses none that finished, SQLite's
+journal keeps the file consistent, and WAL mode with a busy timeout lets
+several processes write to one cache at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sqlite3
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import ArchGenError
+from .hardware import LatencyMeasurement, measure_latency, to_onnx
+
+APPLICATION = "archgen-measurements"
+SCHEMA_VERSION = 1
+ENV_VAR = "ARCHGEN_CACHE"
+
+
+class MeasurementCacheError(ArchGenError, ValueError):
+    """A cache file that is not (or no longer) an archgen measurement cache."""
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How a latency is measured: onnxruntime CPU threads, discarded warm-up runs,
+    timed runs (the median is reported), the batch size and classifier width."""
+
+    threads: int = 1
+    warmup: int = 10
+    repeats: int = 50
+    batch_size: int = 1
+    num_classes: int = 10
+
+    def checked(self) -> RuntimeSettings:
+        for name, low in (("threads", 1), ("warmup", 0), ("repeats", 1), ("batch_size", 1), ("num_classes", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        return self
+
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_fingerprint() -> dict:
+    """What makes latencies of this machine comparable: CPU, cores, runtime version."""
+    import onnxruntime
+
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+            "system": platform.system(), "onnxruntime": onnxruntime.__version__}
+
+
+def machine_id(fingerprint: dict | None = None) -> str:
+    text = json.dumps(fingerprint or machine_fingerprint(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def default_cache_path() -> Path:
+    """``$ARCHGEN_CACHE`` if set, else ``~/.cache/archgen/measurements.sqlite``."""
+    return Path(os.environ.get(ENV_VAR) or Path.home() / ".cache" / "archgen" / "measurements.sqlite")
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS measurements (
+    space TEXT NOT NULL, arch_hash TEXT NOT NULL, input_shape TEXT NOT NULL, settings TEXT NOT NULL,
+    machine TEXT NOT NULL, arch TEXT NOT NULL, measurement TEXT NOT NULL, measured_at REAL NOT NULL,
+    PRIMARY KEY (space, arch_hash, input_shape, settings, machine)
+);
+"""
+
+
+class MeasurementCache:
+    """A persistent store of latency measurements (one SQLite file)."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else default_cache_path()
+        if self.path.is_dir():
+            raise MeasurementCacheError(f"measurement cache {str(self.path)!r} is a folder, not a file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=30.0)
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            if fresh:
+                with self._db:
+                    self._db.executescript(_SCHEMA)
+                    self._db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)",
+                                         [("application", APPLICATION), ("schema", str(SCHEMA_VERSION))])
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise MeasurementCacheError(
+                f"{self.path} is not a readable archgen measurement cache ({exc}); move it away or pass another "
+                "cache path -- nothing in it was changed"
+            ) from None
+        if meta.get("application") != APPLICATION:
+            self._db.close()
+            raise MeasurementCacheError(f"{self.path} is an SQLite file of another application, not an archgen "
+                                        "measurement cache; nothing in it was changed")
+        if meta.get("schema") != str(SCHEMA_VERSION):
+            self._db.close()
+            raise MeasurementCacheError(f"{self.path} has cache schema {meta.get('schema')}, this archgen reads "
+                                        f"schema {SCHEMA_VERSION}; use another cache path")
+        self._db.execute("PRAGMA journal_mode = WAL")  # only once the file is known to be ours
+
+    @staticmethod
+    def _key(space: str, arch_hash: str, input_shape, settings: RuntimeSettings, machine: str) -> tuple:
+        return space, arch_hash, json.dumps(list(input_shape)), settings.key(), machine
+
+    def get(self, space: str, arch_hash: str, input_shape, settings: RuntimeSettings,
+            machine: str) -> LatencyMeasurement | None:
+        row = self._db.execute(
+            "SELECT measurement FROM measurements WHERE space=? AND arch_hash=? AND input_shape=? AND settings=? "
+            "AND machine=?", self._key(space, arch_hash, input_shape, settings, machine)).fetchone()
+        return LatencyMeasurement(**json.loads(row[0])) if row else None
+
+    def put(self, space: str, arch_hash: str, input_shape, settings: RuntimeSettings, machine: str, arch: str,
+            measurement: LatencyMeasurement) -> None:
+        """Store one measurement in its own transaction (durable once this returns)."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             (*self._key(space, arch_hash, input_shape, settings, machine), arch,
+                              json.dumps(measurement.to_dict()), time.time()))
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> MeasurementCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class ArchMeasurement:
+    """One architecture's measured latency; ``cached`` when it came from the cache."""
+
+    arch: str
+    measurement: LatencyMeasurement
+    cached: bool
+
+    @property
+    def latency_ms(self) -> float:
+        return self.measurement.median_ms
+
+
+def measure_archs(
+    space,
+    archs: Sequence,
+    settings: RuntimeSettings = RuntimeSettings(),
+    *,
+    cache: MeasurementCache | str | os.PathLike | None | bool = None,
+    progress: bool = True,
+) -> list[ArchMeasurement]:
+    """Measure the onnxruntime latency of each architecture on this machine.
+
+    ``cache``: a :class:`MeasurementCache`, a path, None for the default cache, or
+    False for none. Cached measurements of the same architecture, input shape,
+    settings and machine are reused. Results are in the order of ``archs``.
+    """
+    from tqdm.auto import tqdm
+
+    from .spaces import get_space
+
+    space = get_space(space)
+    settings = settings.checked()
+    names = [space.coerce(a) for a in archs]
+    store = None if cache is False else cache if isinstance(cache, MeasurementCache) else MeasurementCache(cache)
+    machine = machine_id()
+    shape = (settings.batch_size, *space.input_shape)
+    results = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for arch in tqdm(names, desc=f"measuring on {platform.node() or 'this machine'}", unit="arch",
+                             disable=not progress):
+                arch_hash = space.to_graph(arch).canonical_hash()
+                found = store.get(space.name, arch_hash, shape, settings, machine) if store is not None else None
+                if found is not None:
+                    results.append(ArchMeasurement(arch, found, True))
+                    continue
+                path = to_onnx(space.to_module(arch, num_classes=settings.num_classes), Path(tmp) / "model.onnx",
+                               shape)
+                m = measure_latency(path, shape, warmup=settings.warmup, repeats=settings.repeats,
+                                    threads=settings.threads)
+                if store is not None:
+                    store.put(space.name, arch_hash, shape, settings, machine, arch, m)
+                results.append(ArchMeasurement(arch, m, False))
+    finally:
+        if store is not None and not isinstance(cache, MeasurementCache):
+            store.close()
+    return results
