@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "~/.cache/archgen/measurements.sqlite)")
     p.add_argument("--no-cache", action="store_true", help="measure everything again and store nothing")
     p.add_argument("--csv", default=None, metavar="FILE", help="also write arch,latency_ms (a --calibration file)")
+    _add_ray(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_measure)
@@ -87,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("train", help="train an architecture on real images and report its test accuracy")
-    p.add_argument("arch", help="architecture string of the space")
+    p = sub.add_parser("train", help="train architectures on real images and report their test accuracy")
+    p.add_argument("arch", nargs="+", help="architecture string(s) of the space")
     _add_space(p)
     p.add_argument("--data", default="digits",
                    help="'digits' (scikit-learn's bundled digits, default), an .npz (images, labels) or a class folder")
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default="runs", help="folder for checkpoints and W&B runs (default ./runs)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_ray(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("generate", help="generate the best architectures for a task, device and latency budget")
@@ -199,6 +201,13 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _add_ray(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run each candidate as a Ray task: on the cluster at ADDRESS, or a local one without it "
+                        "(needs `pip install \"archgen[distributed]\"`)")
+    p.add_argument("--ray-workers", type=int, default=2, help="CPUs of the local Ray cluster (default 2)")
+
+
 def _runtime_settings(args):
     from .measurements import RuntimeSettings
 
@@ -217,7 +226,8 @@ def cmd_measure(args) -> int:
     if not archs:
         raise ValueError("nothing to measure: give architecture strings or --sample N")
     results = measure_archs(space, archs, _runtime_settings(args), cache=False if args.no_cache else args.cache,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, ray=args.ray is not None,
+                            ray_address=None if args.ray in (None, "local") else args.ray, workers=args.ray_workers)
     if args.csv:
         import csv
 
@@ -302,21 +312,25 @@ def cmd_pretrain(args) -> int:
 
 def cmd_train(args) -> int:
     from .spaces import get_space
-    from .training import train_candidate
+    from .training import train_candidates
 
     space = get_space(args.space)
     network = {k: v for k, v in (("channels", args.channels), ("cells_per_stage", args.cells_per_stage)) if v is not None}
-    devices = _devices(args.devices)
-    result = train_candidate(space, space.parse(args.arch), args.data, epochs=args.epochs, batch_size=args.batch_size,
-                             lr=args.lr, seed=args.seed, network=network, use_wandb=args.wandb, run_dir=args.run_dir,
-                             accelerator=args.accelerator, devices=devices, strategy=args.strategy,
-                             progress=not args.no_progress)
+    results = train_candidates(
+        space, [space.parse(a) for a in args.arch], args.data, run_dir=args.run_dir, ray=args.ray is not None,
+        ray_address=None if args.ray in (None, "local") else args.ray, workers=args.ray_workers,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, network=network,
+        use_wandb=args.wandb, accelerator=args.accelerator, devices=_devices(args.devices), strategy=args.strategy,
+        progress=not args.no_progress and len(args.arch) == 1,
+    )
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        print(f"test accuracy {result.test_accuracy:.2f}% (best validation {result.val_accuracy:.2f}%) after "
-              f"{result.epochs} epochs, {result.seconds:.1f} s ({result.seconds_per_epoch:.1f} s/epoch) on "
-              f"{result.dataset}; checkpoint {result.checkpoint}")
+        rows = [r.to_dict() for r in results]
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+        return 0
+    for r in results:
+        print(f"test accuracy {r.test_accuracy:.2f}% (best validation {r.val_accuracy:.2f}%) after "
+              f"{r.epochs} epochs, {r.seconds:.1f} s ({r.seconds_per_epoch:.1f} s/epoch) on {r.dataset}; "
+              f"checkpoint {r.checkpoint}" + (f"  {r.arch}" if len(results) > 1 else ""))
     return 0
 
 

@@ -173,6 +173,19 @@ class ArchMeasurement:
         return self.measurement.median_ms
 
 
+def _measure_one(job: tuple) -> tuple[LatencyMeasurement, str]:
+    """Build, export and time one architecture here (also the body of a Ray task)."""
+    from .spaces import get_space
+
+    space_name, arch, settings = job
+    space = get_space(space_name)
+    shape = (settings.batch_size, *space.input_shape)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = to_onnx(space.to_module(arch, num_classes=settings.num_classes), Path(tmp) / "model.onnx", shape)
+        m = measure_latency(path, shape, warmup=settings.warmup, repeats=settings.repeats, threads=settings.threads)
+    return m, machine_id()
+
+
 def measure_archs(
     space,
     archs: Sequence,
@@ -180,12 +193,18 @@ def measure_archs(
     *,
     cache: MeasurementCache | str | os.PathLike | None | bool = None,
     progress: bool = True,
+    ray: bool = False,
+    ray_address: str | None = None,
+    workers: int = 2,
 ) -> list[ArchMeasurement]:
     """Measure the onnxruntime latency of each architecture on this machine.
 
     ``cache``: a :class:`MeasurementCache`, a path, None for the default cache, or
     False for none. Cached measurements of the same architecture, input shape,
-    settings and machine are reused. Results are in the order of ``archs``.
+    settings and machine are reused. With ``ray=True`` the missing ones are
+    measured as Ray tasks (on ``ray_address``, or a local cluster of ``workers``
+    CPUs; see :mod:`archgen.distributed`), each stored under the fingerprint of
+    the machine that measured it. Results are in the order of ``archs``.
     """
     from tqdm.auto import tqdm
 
@@ -197,24 +216,35 @@ def measure_archs(
     store = None if cache is False else cache if isinstance(cache, MeasurementCache) else MeasurementCache(cache)
     machine = machine_id()
     shape = (settings.batch_size, *space.input_shape)
-    results = []
+    found: dict[int, ArchMeasurement] = {}
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for arch in tqdm(names, desc=f"measuring on {platform.node() or 'this machine'}", unit="arch",
-                             disable=not progress):
-                arch_hash = space.to_graph(arch).canonical_hash()
-                found = store.get(space.name, arch_hash, shape, settings, machine) if store is not None else None
-                if found is not None:
-                    results.append(ArchMeasurement(arch, found, True))
-                    continue
-                path = to_onnx(space.to_module(arch, num_classes=settings.num_classes), Path(tmp) / "model.onnx",
-                               shape)
-                m = measure_latency(path, shape, warmup=settings.warmup, repeats=settings.repeats,
-                                    threads=settings.threads)
-                if store is not None:
-                    store.put(space.name, arch_hash, shape, settings, machine, arch, m)
-                results.append(ArchMeasurement(arch, m, False))
+        hashes = [space.to_graph(a).canonical_hash() for a in names]
+        todo = []
+        for i, (arch, arch_hash) in enumerate(zip(names, hashes)):
+            hit = store.get(space.name, arch_hash, shape, settings, machine) if store is not None else None
+            if hit is not None:
+                found[i] = ArchMeasurement(arch, hit, True)
+            else:
+                todo.append(i)
+
+        def keep(i: int, result: tuple[LatencyMeasurement, str]) -> None:
+            m, where = result
+            if store is not None:  # committed at once: an interruption loses nothing finished
+                store.put(space.name, hashes[i], shape, settings, where, names[i], m)
+            found[i] = ArchMeasurement(names[i], m, False)
+
+        if ray and todo:
+            from .distributed import run_on_ray
+
+            results = run_on_ray(_measure_one, [(space.name, names[i], settings) for i in todo], address=ray_address,
+                                 workers=workers, progress=progress, description="measuring")
+            for i, result in zip(todo, results):
+                keep(i, result)
+        else:
+            for i in tqdm(todo, desc=f"measuring on {platform.node() or 'this machine'}", unit="arch",
+                          disable=not progress):
+                keep(i, _measure_one((space.name, names[i], settings)))
     finally:
         if store is not None and not isinstance(cache, MeasurementCache):
             store.close()
-    return results
+    return [found[i] for i in range(len(names))]

@@ -230,6 +230,52 @@ def train_candidate(
                           epochs_run, round(seconds, 2), round(seconds / max(1, epochs_run), 2), best, dataset.source)
 
 
+def _train_job(job: tuple) -> TrainingResult:
+    """One candidate's training on a fixed number of CPU threads (also the body of
+    a Ray task): float reductions depend on the thread count, so fixing it is what
+    makes the serial and the Ray path give identical results."""
+    from .spaces import get_space
+
+    space_name, arch, data, run_dir, threads, options = job
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return train_candidate(get_space(space_name), arch, data, run_dir=run_dir, **options)
+    finally:
+        torch.set_num_threads(before)
+
+
+def train_candidates(
+    space,
+    archs,
+    data: str | os.PathLike | ImageDataset = "digits",
+    *,
+    run_dir: str | os.PathLike = "runs",
+    ray: bool = False,
+    ray_address: str | None = None,
+    workers: int = 2,
+    threads: int = 1,
+    **options,
+) -> list[TrainingResult]:
+    """Train several candidates (see :func:`train_candidate` for ``options``), one
+    after another or as Ray tasks (``ray=True``; see :mod:`archgen.distributed`),
+    each on ``threads`` CPU threads. Each gets its own run folder
+    ``run_dir/candidate-<i>``; the data is loaded once. Same seeds, same results
+    on either path."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    dataset = data if isinstance(data, ImageDataset) else load_images(data)
+    archs = [space.coerce(a) for a in archs]
+    jobs = [(space.name, a, dataset, str(Path(run_dir) / f"candidate-{i}"), threads, {"progress": False, **options})
+            for i, a in enumerate(archs)]
+    if ray:
+        from .distributed import run_on_ray
+
+        return run_on_ray(_train_job, jobs, address=ray_address, workers=workers, description="training",
+                          cpus_per_task=threads)
+    return [_train_job(job) for job in jobs]
+
+
 def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(dim=1) == y).float().mean()
 

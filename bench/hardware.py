@@ -4,6 +4,7 @@
                                                 # budget satisfaction of generated top-5, measured for real
     python bench/hardware.py --part throughput  # architectures measured per second (export included), cache hits
     python bench/hardware.py --part training    # train the top generated candidate on digits: test accuracy, time
+    python bench/hardware.py --part ray         # 8 candidates trained serially vs on a local 2-worker Ray cluster
 
 This machine is a device no predictor was pretrained on: it enters only through
 the k measured architectures. The 200 evaluation architectures are disjoint
@@ -117,9 +118,29 @@ def training(cache: Path) -> dict:
             "torch_threads": torch.get_num_threads(), "budget_ms": round(budget, 3), **result.to_dict()}
 
 
+def ray_vs_serial(n: int = 8, epochs: int = 3) -> dict:
+    from archgen.training import train_candidates
+
+    ag = ArchGen.pretrained("nb201")
+    archs = ag.space.sample(n, seed=21)
+    timings, results = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("serial", "ray"):
+            start = time.perf_counter()
+            results[mode] = train_candidates(ag.space, archs, "digits", run_dir=Path(tmp) / mode, epochs=epochs,
+                                             ray=mode == "ray", workers=2)
+            timings[mode] = time.perf_counter() - start
+    same = [a.test_accuracy for a in results["serial"]] == [b.test_accuracy for b in results["ray"]]
+    return {"protocol": f"{n} random NB201 candidates trained on digits for {epochs} epochs each (seed 0), "
+                        "serially in this process vs as tasks on a local Ray cluster of 2 CPUs (started by the call)",
+            "identical_test_accuracies": same, "test_accuracies": [r.test_accuracy for r in results["serial"]],
+            "serial_s": round(timings["serial"], 1), "ray_s": round(timings["ray"], 1),
+            "wall_time_ratio_serial_over_ray": round(timings["serial"] / timings["ray"], 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["local", "throughput", "training", "all"], default="all")
+    parser.add_argument("--part", choices=["local", "throughput", "training", "ray", "all"], default="all")
     parser.add_argument("--cache", default="/tmp/archgen-bench/measurements.sqlite",
                         help="measurement cache of the local part (reused between runs)")
     args = parser.parse_args()
@@ -130,6 +151,8 @@ def main() -> None:
         result["local"] = local(Path(args.cache))
     if args.part in ("training", "all"):
         result["training"] = training(Path(args.cache))
+    if args.part in ("ray", "all"):
+        result["ray"] = ray_vs_serial()
     print(json.dumps(result, indent=2))
 
 

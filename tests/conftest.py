@@ -44,3 +44,15 @@ def nb201():
 
 
 BEST_C10 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+@pytest.fixture(scope="session")
+def small_digits():
+    """400 real digits (40 per class): enough to train on in seconds."""
+    import numpy as np
+
+    from archgen.training import ImageDataset, load_images
+
+    d = load_images("digits")
+    keep = np.concatenate([np.flatnonzero(d.labels == c)[:40] for c in range(10)])
+    return ImageDataset(d.images[keep], d.labels[keep], d.classes, "digits[:400]")

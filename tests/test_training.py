@@ -7,15 +7,8 @@ import pytest
 
 from archgen.cli import main
 from archgen.errors import DataError
-from archgen.training import ImageDataset, load_images, split_indices, train_candidate
+from archgen.training import load_images, split_indices, train_candidate
 from conftest import BEST_C10
-
-
-@pytest.fixture(scope="module")
-def small_digits():
-    d = load_images("digits")
-    keep = np.concatenate([np.flatnonzero(d.labels == c)[:40] for c in range(10)])
-    return ImageDataset(d.images[keep], d.labels[keep], d.classes, "digits[:400]")
 
 
 def test_digits_are_real_and_complete():
