@@ -30,10 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("spaces", help="list the search spaces")
     p.set_defaults(func=cmd_spaces)
 
-    p = sub.add_parser("show", help="print an architecture's graph, parameters and FLOPs")
-    p.add_argument("arch", help="architecture string of the space")
+    p = sub.add_parser("show", help="print an architecture's graph, parameters and FLOPs, "
+                       "or the atomic graph of an .onnx model")
+    p.add_argument("arch", help="architecture string of the space, or the path of an .onnx model")
     _add_space(p)
     _add_build(p)
+    p.add_argument("--nodes", type=int, default=12, metavar="N",
+                   help="with an .onnx model: print its first N nodes (default 12; 0 for none, -1 for all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_show)
 
@@ -111,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="generate the best architectures for a task, device and latency budget")
     _add_space(p)
-    p.add_argument("--task", required=True, help="task to maximise accuracy on (e.g. cifar100)")
+    p.add_argument("--task", default=None,
+                   help="task to maximise accuracy on (e.g. cifar100; default: the bundle's task when it has one, "
+                        "as the FBNet and MobileNetV3 bundles' training-free 'proxy')")
     p.add_argument("--device", default=None, help="device to predict latency on (pretrained, or new with --calibration)")
     p.add_argument("--max-latency-ms", type=float, default=None, help="latency budget on --device (ms)")
     p.add_argument("-n", type=int, default=5, help="number of candidates (default 5)")
@@ -139,10 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _input_shape(space, batch_size: int) -> tuple[int, ...]:
+def _input_shape(space, arch: str, batch_size: int) -> tuple[int, ...]:
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
-    return (batch_size, *space.input_shape)
+    return (batch_size, *space.input_shape_of(arch))
 
 
 def cmd_spaces(args) -> int:
@@ -156,15 +161,32 @@ def cmd_spaces(args) -> int:
     return 0
 
 
+def _show_onnx(args) -> int:
+    """``archgen show model.onnx``: the model's atomic computation graph."""
+    from .atomic import from_onnx, op_counts, summary_table
+
+    graph = from_onnx(args.arch)
+    if args.json:
+        print(json.dumps({"model": args.arch, "nodes": graph.num_nodes, "edges": graph.nx.number_of_edges(),
+                          "op_counts": op_counts(graph), "graph": graph.to_dict()}, indent=2))
+        return 0
+    print(f"model          {args.arch}")
+    print(summary_table(graph, nodes=graph.num_nodes if args.nodes < 0 else args.nodes))
+    return 0
+
+
 def cmd_show(args) -> int:
     from .hardware import count_flops, count_parameters
     from .spaces import get_space
+
+    if args.arch.lower().endswith(".onnx"):
+        return _show_onnx(args)
 
     space = get_space(args.space)
     arch = space.parse(args.arch)
     graph = space.to_graph(arch)
     module = space.to_module(arch, num_classes=args.num_classes)
-    shape = _input_shape(space, args.batch_size)
+    shape = _input_shape(space, arch, args.batch_size)
     info = {
         "space": space.name,
         "arch": arch,
@@ -196,7 +218,7 @@ def cmd_export(args) -> int:
     space = get_space(args.space)
     arch = space.parse(args.arch)
     module = space.to_module(arch, num_classes=args.num_classes)
-    path = to_onnx(module, args.out, _input_shape(space, args.batch_size))
+    path = to_onnx(module, args.out, _input_shape(space, arch, args.batch_size))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0
 
@@ -262,13 +284,15 @@ def cmd_pretrain(args) -> int:
     import dataclasses
     import shlex
 
-    from predictors.fit import ACCURACY_FIT, LATENCY_FIT
+    from predictors.fit import ACCURACY_FIT, LATENCY_FIT, for_table
 
+    from .data import load_table
     from .pretrain import pretrain_bundle
     from .spaces import get_space
 
     space = get_space(args.space)
-    lat_cfg, acc_cfg = LATENCY_FIT, ACCURACY_FIT
+    archs = len(load_table(space.name, args.data))
+    lat_cfg, acc_cfg = for_table(LATENCY_FIT, archs), for_table(ACCURACY_FIT, archs)
     for flag, value in (("--latency-epochs", args.latency_epochs), ("--accuracy-epochs", args.accuracy_epochs)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
@@ -375,9 +399,14 @@ def cmd_generate(args) -> int:
         cal = ag.calibrate_device(args.device, archs, values)
         print(f"calibrated {args.device!r} from {cal.k} measurements in {cal.seconds * 1000:.0f} ms "
               f"(rank agreement on them {cal.fit_spearman:.2f})", file=sys.stderr)
+    task = args.task
+    if task is None:
+        if len(ag.tasks()) != 1:
+            raise ValueError(f"give --task: one of {', '.join(ag.tasks())}")
+        task = ag.tasks()[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GenerationWarning)
-        cands = ag.generate(args.task, args.device, args.max_latency_ms, n=args.n, generator=args.generator,
+        cands = ag.generate(task, args.device, args.max_latency_ms, n=args.n, generator=args.generator,
                             seed=args.seed, samples=args.samples, strength=args.strength, proposals=args.proposals,
                             margin=args.margin, wandb=args.wandb, run_dir=args.run_dir)
     for w in caught:

@@ -19,9 +19,12 @@ from .errors import DataError, UnknownNameError
 
 ENV_VAR = "ARCHGEN_DATA"
 
-#: per space: sub-folder, file with the architectures, files with metrics
-LAYOUT: dict[str, dict[str, str]] = {
+#: per space: sub-folder, file with the architectures, files with metrics (no
+#: accuracy file: the table has latencies only)
+LAYOUT: dict[str, dict[str, str | None]] = {
     "nb201": {"folder": "nasbench201", "archs": "accuracy.csv", "accuracy": "accuracy.csv", "latency": "latency_ms.csv"},
+    "fbnet": {"folder": "fbnet", "archs": "archs.csv", "accuracy": None, "latency": "latency_ms.csv"},
+    "mbv3": {"folder": "ofa_mbv3", "archs": "archs.jsonl", "accuracy": None, "latency": "latency_ms.csv"},
 }
 
 
@@ -102,25 +105,68 @@ def load_table(space: str = "nb201", root: str | os.PathLike | None = None) -> B
 def _load_table(space: str, root: Path) -> BenchmarkTable:
     layout = LAYOUT[space]
     folder = root / layout["folder"]
-    expected = sorted({layout["archs"], layout["accuracy"], layout["latency"]})
+    expected = sorted({f for f in (layout["archs"], layout["accuracy"], layout["latency"]) if f})
     missing = [name for name in expected if not (folder / name).is_file()]
     if missing:
         raise DataError(
             f"benchmark folder {str(folder)!r} lacks {', '.join(missing)}; expected files: {', '.join(expected)}"
         )
-    header, rows = _read_csv(folder / layout["accuracy"])
-    if header[:2] != ["index", "arch"] or len(header) < 3:
-        raise DataError(f"{folder / layout['accuracy']}: expected header 'index,arch,<task>...', got {header}")
-    index = _column_ints(rows, 0, folder / layout["accuracy"])
-    archs = tuple(r[1] for r in rows)
-    accuracies = _numeric_columns(header, rows, 2, folder / layout["accuracy"])
+    index, archs = _read_archs(space, folder / layout["archs"])
+    accuracies = {}
+    if layout["accuracy"]:
+        header, rows = _read_csv(folder / layout["accuracy"])
+        if header[:2] != ["index", "arch"] or len(header) < 3:
+            raise DataError(f"{folder / layout['accuracy']}: expected header 'index,arch,<task>...', got {header}")
+        if _column_ints(rows, 0, folder / layout["accuracy"]) != index:
+            raise DataError(f"{folder / layout['accuracy']}: its index column does not match {layout['archs']}")
+        accuracies = _numeric_columns(header, rows, 2, folder / layout["accuracy"])
     lat_header, lat_rows = _read_csv(folder / layout["latency"])
     if lat_header[:1] != ["index"] or len(lat_header) < 2:
         raise DataError(f"{folder / layout['latency']}: expected header 'index,<device>...', got {lat_header}")
     if _column_ints(lat_rows, 0, folder / layout["latency"]) != index:
-        raise DataError(f"{folder / layout['latency']}: its index column does not match {layout['accuracy']}")
+        raise DataError(f"{folder / layout['latency']}: its index column does not match {layout['archs']}")
     latencies = _numeric_columns(lat_header, lat_rows, 1, folder / layout["latency"])
     return BenchmarkTable(space, root, archs, accuracies, latencies)
+
+
+def _read_archs(space: str, path: Path) -> tuple[list[int], tuple[str, ...]]:
+    """Row indices and canonical arch strings of a table's architecture file: an
+    ``index,arch,...`` CSV (taken as written), an ``index,layer0,...`` CSV or a JSONL
+    of records (turned into arch strings by the space's ``from_record``)."""
+    from .errors import InvalidArchError
+    from .spaces import get_space
+
+    if path.suffix == ".jsonl":
+        import json
+
+        records = []
+        with open(path) as f:
+            for n, line in enumerate(f, start=1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}: line {n} is not JSON ({exc})") from None
+        try:
+            index = [int(r.pop("index")) for r in records]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise DataError(f"{path}: every line needs an integer 'index'") from None
+    else:
+        header, rows = _read_csv(path)
+        if header[:1] != ["index"] or len(header) < 2:
+            raise DataError(f"{path}: expected header 'index,arch,...' or 'index,layer0,...', got {header}")
+        index = _column_ints(rows, 0, path)
+        if header[1] == "arch":
+            return index, tuple(r[1] for r in rows)
+        records = [r[1:] for r in rows]
+    space_ = get_space(space)
+    archs = []
+    for i, record in zip(index, records):
+        try:
+            archs.append(space_.from_record(record))
+        except InvalidArchError as exc:
+            raise DataError(f"{path}: row with index {i} is not a {space} architecture: {exc}") from None
+    return index, tuple(archs)
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:

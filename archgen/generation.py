@@ -43,8 +43,8 @@ class GuidanceSettings:
     bench's pretraining (never on the test devices it reports).
     """
 
-    strength: float = 4.0
-    proposals: int = 8
+    strength: float = 16.0
+    proposals: int = 16
     samples: int = 500
     margin: float = 1.5
 
@@ -87,7 +87,7 @@ class Candidate:
         """Export the built network to ONNX at ``path`` (input ``batch_size x`` the space's input shape)."""
         from .hardware import to_onnx
 
-        return to_onnx(self.to_module(num_classes), path, (batch_size, *self.space.input_shape))
+        return to_onnx(self.to_module(num_classes), path, (batch_size, *self.space.input_shape_of(self.arch)))
 
     def train(self, data="digits", **options):
         """Train this architecture with the Lightning Trainer and report its test

@@ -179,7 +179,7 @@ def _measure_one(job: tuple) -> tuple[LatencyMeasurement, str]:
 
     space_name, arch, settings = job
     space = get_space(space_name)
-    shape = (settings.batch_size, *space.input_shape)
+    shape = (settings.batch_size, *space.input_shape_of(arch))
     with tempfile.TemporaryDirectory() as tmp:
         path = to_onnx(space.to_module(arch, num_classes=settings.num_classes), Path(tmp) / "model.onnx", shape)
         m = measure_latency(path, shape, warmup=settings.warmup, repeats=settings.repeats, threads=settings.threads)
@@ -215,13 +215,13 @@ def measure_archs(
     names = [space.coerce(a) for a in archs]
     store = None if cache is False else cache if isinstance(cache, MeasurementCache) else MeasurementCache(cache)
     machine = machine_id()
-    shape = (settings.batch_size, *space.input_shape)
+    shapes = [(settings.batch_size, *space.input_shape_of(a)) for a in names]
     found: dict[int, ArchMeasurement] = {}
     try:
         hashes = [space.to_graph(a).canonical_hash() for a in names]
         todo = []
         for i, (arch, arch_hash) in enumerate(zip(names, hashes)):
-            hit = store.get(space.name, arch_hash, shape, settings, machine) if store is not None else None
+            hit = store.get(space.name, arch_hash, shapes[i], settings, machine) if store is not None else None
             if hit is not None:
                 found[i] = ArchMeasurement(arch, hit, True)
             else:
@@ -230,7 +230,7 @@ def measure_archs(
         def keep(i: int, result: tuple[LatencyMeasurement, str]) -> None:
             m, where = result
             if store is not None:  # committed at once: an interruption loses nothing finished
-                store.put(space.name, hashes[i], shape, settings, where, names[i], m)
+                store.put(space.name, hashes[i], shapes[i], settings, where, names[i], m)
             found[i] = ArchMeasurement(names[i], m, False)
 
         if ray and todo:

@@ -43,7 +43,6 @@ def pretrain_bundle(
     model logs to its own W&B run when ``use_wandb``."""
     from generators.model import GeneratorConfig, check_kind
     from generators.training import fit_generator
-    from predictors.fit import ACCURACY_FIT, LATENCY_FIT
     from predictors.pretrain import pretrain_predictors
 
     sp = get_space(space)
@@ -52,7 +51,7 @@ def pretrain_bundle(
     generator_config = generator_config or GeneratorConfig()
     predictors, meta = pretrain_predictors(
         sp.name, root, devices=devices, exclude_devices=exclude_devices, tasks=tasks, exclude_tasks=exclude_tasks,
-        latency_config=latency_config or LATENCY_FIT, accuracy_config=accuracy_config or ACCURACY_FIT, seed=seed,
+        latency_config=latency_config, accuracy_config=accuracy_config, seed=seed,
         use_wandb=use_wandb, run_dir=run_dir, progress=progress, checkpoint_dir=checkpoint_dir,
         trainer_options=trainer_options,
     )

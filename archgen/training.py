@@ -192,7 +192,7 @@ def train_candidate(
     arch = space.coerce(arch)
     dataset = data if isinstance(data, ImageDataset) else load_images(data)
     num_classes = len(dataset.classes)
-    x = _prepare(dataset, space.input_shape)
+    x = _prepare(dataset, space.input_shape_of(arch))
     y = torch.from_numpy(dataset.labels)
     train, val, test = split_indices(dataset.labels, seed)
     L.seed_everything(seed, workers=True, verbose=False)

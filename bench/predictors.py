@@ -22,11 +22,12 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import numpy as np
 import torch
-from scipy.stats import kendalltau, spearmanr
+from scipy.stats import kendalltau
 
 from archgen.data import load_table
 from archgen.spaces import get_space
-from predictors.fit import ACCURACY_FIT, LATENCY_FIT, fit_predictor
+from predictors.evaluation import leave_one_device_out
+from predictors.fit import ACCURACY_FIT, fit_predictor
 from archgen.pretrain import pretrain_bundle
 
 SEEDS = range(5)
@@ -37,24 +38,7 @@ def log(msg: str) -> None:
 
 
 def _lodo_device(d: str, ks=(5, 10, 20)) -> tuple[str, dict]:
-    space, table = get_space("nb201"), load_table("nb201")
-    archs = list(table.archs)
-    start = time.perf_counter()
-    pred = fit_predictor(space, archs, {o: table.latency(o) for o in table.devices if o != d},
-                         kind="latency", unit="ms", normalisation="ratio", config=LATENCY_FIT, progress=False)
-    train_s = time.perf_counter() - start
-    y = table.latency(d)
-    row = {"pretrain_s": round(train_s, 1)}
-    cal_s = []
-    for k in ks:
-        rhos = []
-        for seed in SEEDS:
-            idx = np.random.default_rng(seed).choice(len(archs), k, replace=False)
-            cal = pred.calibrate("held_out", [archs[i] for i in idx], y[idx], replace=True)
-            cal_s.append(cal.seconds)
-            rhos.append(spearmanr(pred.predict(archs, "held_out").mean, y)[0])
-        row[f"k{k}"] = round(float(np.mean(rhos)), 4)
-    row["calibration_s_max"] = round(max(cal_s), 4)
+    row = leave_one_device_out(get_space("nb201"), load_table("nb201"), d, ks=ks, seeds=SEEDS)
     log(f"latency LODO {d}: {row}")
     return d, row
 

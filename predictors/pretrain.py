@@ -6,11 +6,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from archgen.complexity import PROXY_TASK, proxy_scores
 from archgen.data import load_table
 from archgen.errors import UnknownNameError
 from archgen.spaces import get_space
 
-from .fit import ACCURACY_FIT, LATENCY_FIT, FitConfig, fit_predictor
+from .fit import ACCURACY_FIT, LATENCY_FIT, FitConfig, fit_predictor, for_table
 
 
 def _select(kind: str, available: list[str], wanted: Sequence[str] | None, excluded: Sequence[str]) -> list[str]:
@@ -31,8 +32,8 @@ def pretrain_predictors(
     exclude_devices: Sequence[str] = (),
     tasks: Sequence[str] | None = None,
     exclude_tasks: Sequence[str] = (),
-    latency_config: FitConfig = LATENCY_FIT,
-    accuracy_config: FitConfig = ACCURACY_FIT,
+    latency_config: FitConfig | None = None,
+    accuracy_config: FitConfig | None = None,
     seed: int = 0,
     use_wandb: bool = False,
     run_dir: str | Path = "runs",
@@ -42,14 +43,20 @@ def pretrain_predictors(
 ) -> tuple[dict, dict]:
     """Train the latency predictor on ``devices`` and the accuracy predictor on
     ``tasks`` of ``space``'s table (all, minus the excluded ones). Returns
-    ``({"latency": ..., "accuracy": ...}, meta)``. ``trainer_options`` go to every
+    ``({"latency": ..., "accuracy": ...}, meta)``. Configs left as None are the
+    shipped ones (:data:`~predictors.fit.LATENCY_FIT`, :data:`~predictors.fit.ACCURACY_FIT`)
+    sized for the table (:func:`~predictors.fit.for_table`). ``trainer_options`` go to every
     Lightning ``Trainer`` (e.g. ``accelerator``, ``devices``, ``strategy``,
     ``num_nodes``; default one CPU process)."""
     sp = get_space(space)
     table = load_table(sp.name, root)
-    devices = _select(f"device of the {sp.name} table", table.devices, devices, exclude_devices)
-    tasks = _select(f"task of the {sp.name} table", table.tasks, tasks, exclude_tasks)
     archs = list(table.archs)
+    devices = _select(f"device of the {sp.name} table", table.devices, devices, exclude_devices)
+    # a table without accuracies (FBNet, MobileNetV3): the training-free proxy stands in
+    accuracies = table.accuracies or {PROXY_TASK: proxy_scores(sp, archs)}
+    tasks = _select(f"task of the {sp.name} table", sorted(accuracies), tasks, exclude_tasks)
+    latency_config = latency_config or for_table(LATENCY_FIT, len(archs))
+    accuracy_config = accuracy_config or for_table(ACCURACY_FIT, len(archs))
     timings = {}
     predictors = {}
     for kind, names, config, unit, norm in (
@@ -64,7 +71,7 @@ def pretrain_predictors(
                                   config={"space": sp.name, "kind": kind, "targets": names, "seed": seed,
                                           **config.to_dict()})
         start = time.perf_counter()
-        values = {n: (table.latency(n) if kind == "latency" else table.accuracy(n)) for n in names}
+        values = {n: (table.latency(n) if kind == "latency" else accuracies[n]) for n in names}
         predictors[kind] = fit_predictor(
             sp, archs, values, kind=kind, unit=unit, normalisation=norm, config=config, seed=seed,
             logger=logger, progress=progress,

@@ -132,9 +132,24 @@ class SearchSpace(ABC):
         raise NotImplementedError(f"the {self.name} space is too large to enumerate")
 
     # -- building -----------------------------------------------------------------
+    def input_shape_of(self, arch: str) -> tuple[int, int, int]:
+        """Input tensor shape (C, H, W) of ``arch``'s network: :attr:`input_shape`,
+        except in spaces where the resolution is itself a choice."""
+        return self.input_shape
+
     @abstractmethod
     def to_module(self, arch: str, num_classes: int = 10, **options):
         """A trainable ``torch.nn.Module`` for ``arch``."""
+
+    def complexity(self, arch: str):
+        """MACs and parameters of the built network (:class:`~archgen.complexity.Complexity`).
+        This default builds and counts it; spaces whose graphs carry shapes
+        override it with :func:`~archgen.complexity.graph_complexity` (microseconds)."""
+        from ..complexity import Complexity
+        from ..hardware import count_flops, count_parameters
+
+        module = self.to_module(arch)
+        return Complexity(count_flops(module, (1, *self.input_shape_of(arch))) / 2, float(count_parameters(module)))
 
     # -- shared helpers -------------------------------------------------------------
     def coerce(self, arch: str | ArchGraph) -> str:

@@ -1,0 +1,115 @@
+"""The HW-NAS-Bench FBNet CIFAR network as a trainable ``torch.nn.Module``.
+
+Why this exact network: the benchmark's latencies (``fbnet/latency_ms.csv``) were
+measured on it, so an architecture string only means those numbers when it is
+built the same way. It follows HW-NAS-Bench's ``FBNet_Infer`` (CIFAR setting):
+3x3 stem conv (stride 1) to 16 channels + BN + ReLU; 22 layers in 7 stages
+(:data:`~archgen.spaces.fbnet.LAYER_SHAPES`); a 1x1 conv to 1504 channels + BN +
+ReLU; global average pooling; a linear classifier. A ``k{K}_e{E}[_g2]`` layer is an
+inverted residual (1x1 expand + BN + ReLU [+ channel shuffle for ``_g2``], KxK
+depthwise with the layer's stride + BN + ReLU, 1x1 project + BN, residual add when
+the shape is kept); ``skip`` is an identity, or where the layer changes shape a
+1x1 conv with the stride + BN + ReLU (as FBNet's and HW-NAS-Bench's code have it).
+Weights start as the benchmark's do (Kaiming-normal convs, unit BN, linear
+N(0, 0.001)). Only standard ops: it exports to ONNX with the TorchScript exporter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .fbnet import BLOCK_CONFIG, HEAD_CHANNELS, LAYER_SHAPES, NUM_LAYERS, SKIP, STEM_CHANNELS, LayerShape
+
+
+class ConvBNReLU(nn.Sequential):
+    """Conv (no bias, 'same'-style padding k//2) + BN, then ReLU unless ``relu=False``."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, relu: bool = True):
+        layers: list[nn.Module] = [
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(c_out),
+        ]
+        if relu:
+            layers.append(nn.ReLU())
+        super().__init__(*layers)
+
+
+class ChannelShuffle(nn.Module):
+    """Interleave the channels of ``groups`` groups (ShuffleNet): [N, g*c, H, W] ->
+    [N, g, c, H, W] -> [N, c, g, H, W] -> [N, g*c, H, W]."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        return x.reshape(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class InvertedResidual(nn.Module):
+    """One ``k{K}_e{E}[_g2]`` layer."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, expand: int, groups: int, stride: int):
+        super().__init__()
+        mid = c_in * expand
+        self.expand = ConvBNReLU(c_in, mid, 1, groups=groups)
+        self.shuffle = ChannelShuffle(groups) if groups > 1 else nn.Identity()
+        self.depthwise = ConvBNReLU(mid, mid, kernel, stride=stride, groups=mid)
+        self.project = ConvBNReLU(mid, c_out, 1, groups=groups, relu=False)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.depthwise(self.shuffle(self.expand(x))))
+        return y + x if self.residual else y
+
+
+def make_layer(block: str, shape: LayerShape) -> nn.Module:
+    """The module of ``block`` at a layer of shape ``shape``."""
+    if block == SKIP:
+        if shape.identity_skip:
+            return nn.Identity()
+        return ConvBNReLU(shape.channels_in, shape.channels_out, 1, stride=shape.stride)
+    if block not in BLOCK_CONFIG:
+        raise ValueError(f"unknown FBNet block {block!r}")
+    kernel, expand, groups = BLOCK_CONFIG[block]
+    return InvertedResidual(shape.channels_in, shape.channels_out, kernel, expand, groups, shape.stride)
+
+
+class FBNetNetwork(nn.Module):
+    """``FBNetNetwork(layers, num_classes=100, in_channels=3)``: ``layers`` are the 22
+    block names in layer order. Any input size works (the head pools globally);
+    the benchmark's is 32x32."""
+
+    def __init__(self, layers: Sequence[str], num_classes: int = 100, in_channels: int = 3):
+        super().__init__()
+        for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if len(layers) != NUM_LAYERS:
+            raise ValueError(f"FBNet has {NUM_LAYERS} layers, got {len(layers)}")
+        self.blocks = tuple(layers)
+        self.stem = ConvBNReLU(in_channels, STEM_CHANNELS, 3)
+        self.layers = nn.Sequential(*(make_layer(b, s) for b, s in zip(self.blocks, LAYER_SHAPES)))
+        self.head = ConvBNReLU(LAYER_SHAPES[-1].channels_out, HEAD_CHANNELS, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(HEAD_CHANNELS, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.001)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.head(self.layers(self.stem(x))))
+        return self.classifier(torch.flatten(x, 1))

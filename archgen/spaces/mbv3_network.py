@@ -1,0 +1,153 @@
+"""The Once-for-All MobileNetV3 subnet as a trainable ``torch.nn.Module``.
+
+Layer for layer the network OFA's ``ofa_mbv3_d234_e346_k357_w1.0`` supernet
+yields for a choice of depths, kernels and expand ratios (``get_active_subnet``):
+stem 3x3 conv stride 2 to 16 (BN, h-swish); an MBConv k3 e1 16->16 block (ReLU,
+residual); five stages of inverted residuals (1x1 expand + BN + act, kxk
+depthwise + BN + act, optional squeeze-excite, 1x1 project + BN; residual where
+stride is 1 and the width is kept); 1x1 conv to 960 (BN, h-swish), global
+average pooling, 1x1 conv to 1280 (h-swish), dropout, linear classifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .mbv3 import (
+    FINAL_EXPAND_WIDTH,
+    LAST_CHANNEL,
+    STAGE_ACTS,
+    STAGE_SE,
+    STAGE_STRIDES,
+    STAGE_WIDTHS,
+    STEM_WIDTH,
+    make_divisible,
+)
+
+
+def make_act(name: str) -> nn.Module:
+    if name == "relu":
+        return nn.ReLU()
+    if name == "hswish":
+        return nn.Hardswish()
+    raise ValueError(f"unknown activation {name!r}; valid: relu, hswish")
+
+
+class ConvBNAct(nn.Sequential):
+    """Conv (no bias, 'same' padding) -> BatchNorm -> activation (``act=None``: none)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: str | None = "relu"):
+        layers: list[nn.Module] = [
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(c_out),
+        ]
+        if act is not None:
+            layers.append(make_act(act))
+        super().__init__(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    """Global pool -> 1x1 reduce (to ``make_divisible(channels / 4, 8)``) -> ReLU ->
+    1x1 expand -> hard sigmoid, multiplied onto the input."""
+
+    def __init__(self, channels: int, reduction: int = 4):
+        super().__init__()
+        mid = make_divisible(channels / reduction, 8)
+        self.reduce = nn.Conv2d(channels, mid, 1, bias=True)
+        self.act = nn.ReLU()
+        self.expand = nn.Conv2d(mid, channels, 1, bias=True)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.mean((2, 3), keepdim=True)
+        return x * self.gate(self.expand(self.act(self.reduce(y))))
+
+
+class MBConv(nn.Module):
+    """Inverted residual block; the 1x1 expansion is left out when ``expand == 1``."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, expand: int, stride: int, act: str, se: bool):
+        super().__init__()
+        mid = make_divisible(round(c_in * expand), 8)
+        self.kernel, self.expand_ratio, self.stride = kernel, expand, stride
+        self.expand = ConvBNAct(c_in, mid, 1, act=act) if expand != 1 else None
+        self.depthwise = ConvBNAct(mid, mid, kernel, stride=stride, groups=mid, act=act)
+        self.se = SqueezeExcite(mid) if se else None
+        self.project = ConvBNAct(mid, c_out, 1, act=None)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.expand(x) if self.expand is not None else x
+        y = self.depthwise(y)
+        if self.se is not None:
+            y = self.se(y)
+        y = self.project(y)
+        return x + y if self.residual else y
+
+
+class MBv3Network(nn.Module):
+    """``MBv3Network(stages, resolution=224, num_classes=1000, dropout=0.1, in_channels=3)``.
+
+    ``stages``: for each of the 5 searchable stages its layers as ``(kernel, expand)``
+    pairs (2..4 of them). ``resolution`` is the input size the architecture was chosen
+    for (kept as :attr:`resolution` / :attr:`input_shape`); the network itself runs at
+    any input size (global pooling before the head). ``dropout`` is applied before the
+    classifier (OFA's default 0.1). Weights start as OFA initialises them.
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[Sequence[tuple[int, int]]],
+        resolution: int = 224,
+        num_classes: int = 1000,
+        dropout: float = 0.1,
+        in_channels: int = 3,
+    ):
+        super().__init__()
+        for name, value in (("num_classes", num_classes), ("in_channels", in_channels), ("resolution", resolution)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        if len(stages) != len(STAGE_WIDTHS):
+            raise ValueError(f"expected {len(STAGE_WIDTHS)} stages, got {len(stages)}")
+        self.stages = tuple(tuple((int(k), int(e)) for k, e in layers) for layers in stages)
+        self.resolution = resolution
+        self.input_shape = (in_channels, resolution, resolution)
+
+        self.stem = ConvBNAct(in_channels, STEM_WIDTH, 3, stride=2, act="hswish")
+        blocks: list[nn.Module] = [MBConv(STEM_WIDTH, STEM_WIDTH, 3, 1, 1, "relu", False)]
+        c = STEM_WIDTH
+        for layers, width, stride, act, se in zip(self.stages, STAGE_WIDTHS, STAGE_STRIDES, STAGE_ACTS, STAGE_SE):
+            for i, (kernel, expand) in enumerate(layers):
+                blocks.append(MBConv(c, width, kernel, expand, stride if i == 0 else 1, act, se))
+                c = width
+        self.blocks = nn.Sequential(*blocks)
+        self.final_expand = ConvBNAct(c, FINAL_EXPAND_WIDTH, 1, act="hswish")
+        self.feature_mix = nn.Sequential(nn.Conv2d(FINAL_EXPAND_WIDTH, LAST_CHANNEL, 1, bias=False), nn.Hardswish())
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(LAST_CHANNEL, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """OFA's ``he_fout``: conv weights N(0, 2 / (k*k*out)), BN 1/0, linear U(+-1/sqrt(in)), biases 0."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                bound = 1.0 / m.in_features ** 0.5
+                nn.init.uniform_(m.weight, -bound, bound)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.final_expand(self.blocks(self.stem(x)))
+        x = self.feature_mix(x.mean((2, 3), keepdim=True))
+        return self.classifier(self.dropout(torch.flatten(x, 1)))
