@@ -40,15 +40,15 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def local(cache: Path, seeds=(0, 1, 2)) -> dict:
-    ag = ArchGen.pretrained("nb201")
+def local(cache: Path, space_name: str = "nb201", task: str = "cifar10", seeds=(0, 1, 2)) -> dict:
+    ag = ArchGen.pretrained(space_name)
     space = ag.space
     archs = space.sample(K + EVAL, seed=123)
     start = time.perf_counter()
     measured = np.array([m.latency_ms for m in measure_archs(space, archs, cache=cache, progress=False)])
     log(f"measured {len(archs)} archs in {time.perf_counter() - start:.0f} s")
     out = {"machine": machine_fingerprint(), "protocol": f"calibrate 'local' from k={K} of {K + EVAL} random measured "
-           f"NB201 archs (seeds {list(seeds)} choose which), Spearman/Kendall of predicted vs measured on the other "
+           f"{space_name} archs (seeds {list(seeds)} choose which), Spearman/Kendall of predicted vs measured on the other "
            f"{EVAL}; budget at the median measured latency of those {EVAL}; top-5 candidates of each generator "
            "measured for real"}
     rows = []
@@ -64,12 +64,12 @@ def local(cache: Path, seeds=(0, 1, 2)) -> dict:
         for g in ("diffusion", "autoregressive"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", GenerationWarning)
-                cands = ag.generate("cifar10", "local", budget, n=5, generator=g, seed=seed)
+                cands = ag.generate(task, "local", budget, n=5, generator=g, seed=seed)
             real = [m.latency_ms for m in measure_archs(space, [c.arch for c in cands], cache=cache, progress=False)]
             row[g] = {"within_budget": float(np.mean([r <= budget for r in real])),
                       "measured_ms": [round(r, 3) for r in real],
                       "predicted_ms": [round(c.predicted_latency_ms, 3) for c in cands],
-                      "predicted_accuracy_cifar10": [round(c.predicted_accuracy, 2) for c in cands]}
+                      f"predicted_{task}": [round(c.predicted_accuracy, 2) for c in cands]}
         rows.append(row)
         log(json.dumps(row))
     out["rows"] = rows
@@ -149,6 +149,7 @@ def main() -> None:
         result["throughput"] = throughput()
     if args.part in ("local", "all"):
         result["local"] = local(Path(args.cache))
+        result["local_fbnet"] = local(Path(args.cache), "fbnet", "proxy")
     if args.part in ("training", "all"):
         result["training"] = training(Path(args.cache))
     if args.part in ("ray", "all"):

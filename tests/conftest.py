@@ -56,3 +56,14 @@ def small_digits():
     d = load_images("digits")
     keep = np.concatenate([np.flatnonzero(d.labels == c)[:40] for c in range(10)])
     return ImageDataset(d.images[keep], d.labels[keep], d.classes, "digits[:400]")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small networks: one intra-op thread is as fast and leaves the other core free."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

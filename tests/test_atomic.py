@@ -27,7 +27,7 @@ from archgen.graph import ArchGraph
 from archgen.hardware import to_onnx
 from conftest import BEST_C10
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class SmallCNN(nn.Module):

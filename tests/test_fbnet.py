@@ -30,13 +30,7 @@ def fbnet():
     return FBNetSpace()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The networks are small: one intra-op thread is as fast and shares the machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_identity_and_size(fbnet):

@@ -12,6 +12,8 @@ from archgen.graph import ArchGraph
 from archgen.spaces.mbv3 import LAYER_OPTIONS, RESOLUTIONS, MBv3Space
 from test_graph import permuted
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ARCH = "r160:k3e4-k5e6|k7e3-k3e3-k5e4|k3e6-k3e3|k5e4-k5e4-k7e6-k3e3|k3e3-k3e6"
 SMALLEST = "r128:" + "|".join(["k3e3-k3e3"] * 5)
 LARGEST = "r224:" + "|".join(["k7e6-k7e6-k7e6-k7e6"] * 5)
@@ -195,7 +197,7 @@ def test_from_graph_rejects_non_members(mbv3):
     g = mbv3.to_graph(ARCH)
     with pytest.raises(InvalidArchError, match="has 28 nodes"):
         mbv3.from_graph(ArchGraph.from_lists(["input", "conv", "output"], [(0, 1), (1, 2)]))
-    with pytest.raises(InvalidArchError, match="is a chain, but node 2 .* has 2 successors"):
+    with pytest.raises(InvalidArchError, match="is a single chain, but node 2 .* has 2 successors"):
         mbv3.from_graph(ArchGraph.from_lists(g.ops, g.edges + [(2, 4)]))
     with pytest.raises(InvalidArchError, match="stage 1 slot 2 .* is 'conv'"):
         mbv3.from_graph(_edit(g, 4, "conv"))
@@ -319,7 +321,6 @@ def test_mutate_changes_one_choice(mbv3):
 def test_module_structure_and_forward(mbv3):
     from archgen.spaces.mbv3_network import MBConv
 
-    torch.set_num_threads(1)
     arch = ARCH.replace("r160", "r128")
     net = mbv3.to_module(arch, num_classes=7).eval()
     assert net.input_shape == mbv3.input_shape_of(arch) == (3, 128, 128)
@@ -344,7 +345,6 @@ def test_module_structure_and_forward(mbv3):
 def test_graph_complexity_matches_counted_flops(mbv3):
     from archgen.hardware import count_flops
 
-    torch.set_num_threads(1)
     arch = ARCH.replace("r160", "r128")
     counted = count_flops(mbv3.to_module(arch), (1, *mbv3.input_shape_of(arch))) / 2
     assert abs(mbv3.complexity(arch).macs / counted - 1) < 0.03
@@ -352,7 +352,6 @@ def test_graph_complexity_matches_counted_flops(mbv3):
 
 def test_a_few_sgd_steps_reduce_the_loss(mbv3):
     torch.manual_seed(0)
-    torch.set_num_threads(1)
     net = mbv3.to_module(SMALLEST, num_classes=3, dropout=0.0)
     x = torch.randn(6, *mbv3.input_shape_of(SMALLEST))
     y = torch.tensor([0, 1, 2, 0, 1, 2])
@@ -371,7 +370,6 @@ def test_a_few_sgd_steps_reduce_the_loss(mbv3):
 def test_onnx_export_matches_torch(mbv3, tmp_path):
     from archgen.hardware import run_onnx, to_onnx
 
-    torch.set_num_threads(1)
     for i, (arch, r) in enumerate(zip(mbv3.sample(2, seed=11), (128, 132))):
         arch = mbv3.format((r, mbv3.parse_arch(arch).stages))
         shape = (1, *mbv3.input_shape_of(arch))

@@ -27,6 +27,30 @@ def check_view(view: str) -> str:
     return view
 
 
+def chain_order(graph: ArchGraph, what: str) -> list[int]:
+    """The nodes of a single-chain graph (``what``, e.g. "an FBNet graph") from its
+    one source to its sink; an :class:`InvalidArchError` saying where it branches otherwise."""
+    g = graph.nx
+    sources = [n for n in g if g.in_degree(n) == 0]
+    if len(sources) != 1:
+        raise InvalidArchError(f"{what} is a single chain with one start, found {len(sources)} nodes without inputs")
+    order, node = sources[:1], sources[0]
+    while g.out_degree(node):
+        succ = list(g.successors(node))
+        if len(succ) != 1:
+            raise InvalidArchError(f"{what} is a single chain, but node {node} ({g.nodes[node]['op']}) "
+                                   f"has {len(succ)} successors")
+        node = succ[0]
+        if g.in_degree(node) != 1:
+            raise InvalidArchError(f"{what} is a single chain, but node {node} ({g.nodes[node]['op']}) "
+                                   f"has {g.in_degree(node)} inputs")
+        order.append(node)
+    if len(order) != g.number_of_nodes():
+        raise InvalidArchError(f"{what} is a single chain of all its nodes; the chain from its start covers "
+                               f"{len(order)} of {g.number_of_nodes()} nodes")
+    return order
+
+
 @dataclass(frozen=True)
 class DecisionLayout:
     """The choices that make up an architecture of a space, laid out as a DAG.

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
 from ..ops import NUMERIC_ATTRS, OP_INDEX, encode_attr
-from .base import DecisionLayout, SearchSpace, check_view
+from .base import DecisionLayout, SearchSpace, chain_order, check_view
 
 #: the nine block choices, in HW-NAS-Bench's op-index order
 BLOCKS: tuple[str, ...] = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
@@ -243,15 +243,7 @@ class FBNetSpace(SearchSpace):
                 f"an FBNet graph has {NUM_NODES} nodes (input, stem, {NUM_LAYERS} layers, head conv, "
                 f"global_pool, linear, output), got {graph.num_nodes}"
             )
-        g = graph.nx
-        if g.number_of_edges() != NUM_NODES - 1 or any(g.in_degree(n) > 1 or g.out_degree(n) > 1 for n in g):
-            raise InvalidArchError(f"an FBNet graph is a single chain of {NUM_NODES} nodes; got edges {graph.edges}")
-        starts = [n for n in g if g.in_degree(n) == 0]
-        order = starts[:1]
-        while len(starts) == 1 and g.out_degree(order[-1]):
-            order.append(next(iter(g.successors(order[-1]))))
-        if len(order) != NUM_NODES:
-            raise InvalidArchError(f"an FBNet graph is a single chain of {NUM_NODES} nodes; got edges {graph.edges}")
+        order = chain_order(graph, "an FBNet graph")
         layers = []
         for i, shape in enumerate(LAYER_SHAPES):
             node = order[_FIRST_LAYER_NODE + i]

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
-from .base import DecisionLayout, SearchSpace
+from .base import DecisionLayout, SearchSpace, chain_order
 
 KERNELS: tuple[int, ...] = (3, 5, 7)
 EXPANDS: tuple[int, ...] = (3, 4, 6)
@@ -133,38 +133,6 @@ def _check_depth(depth: int, stage: int) -> None:
         raise InvalidArchError(
             f"stage {stage} has depth {depth}; a stage has {DEPTHS[0]}..{DEPTHS[-1]} layers"
         )
-
-
-def _chain(graph: ArchGraph) -> list[int]:
-    """The nodes of a chain graph from its input to its output, else an error."""
-    g = graph.nx
-    inputs = [n for n in g if g.nodes[n]["op"] == "input"]
-    if len(inputs) != 1:
-        raise InvalidArchError(f"a MobileNetV3 graph has one 'input' node, found {len(inputs)}")
-    order, node = [inputs[0]], inputs[0]
-    if g.in_degree(node):
-        raise InvalidArchError(f"input node {node} has incoming edges")
-    while g.out_degree(node):
-        succ = list(g.successors(node))
-        if len(succ) != 1:
-            raise InvalidArchError(
-                f"a MobileNetV3 graph is a chain, but node {node} ({g.nodes[node]['op']}) has {len(succ)} successors"
-            )
-        node = succ[0]
-        if g.in_degree(node) != 1:
-            raise InvalidArchError(
-                f"a MobileNetV3 graph is a chain, but node {node} ({g.nodes[node]['op']}) "
-                f"has {g.in_degree(node)} inputs"
-            )
-        if len(order) > g.number_of_nodes():
-            raise InvalidArchError("a MobileNetV3 graph is a chain, but this one has a cycle")
-        order.append(node)
-    if len(order) != g.number_of_nodes():
-        raise InvalidArchError(
-            f"a MobileNetV3 graph is a chain of all its nodes; the chain from the input covers "
-            f"{len(order)} of {g.number_of_nodes()} nodes"
-        )
-    return order
 
 
 @functools.lru_cache(maxsize=1)
@@ -361,7 +329,7 @@ class MBv3Space(SearchSpace):
                 f"a MobileNetV3 graph has {NUM_GRAPH_NODES} nodes (input, stem, first block, "
                 f"{NUM_SLOTS} layer slots, 4 head nodes, output), got {graph.num_nodes}"
             )
-        chain = _chain(graph)
+        chain = chain_order(graph, "a MobileNetV3 graph")
         ops = [graph.op(n) for n in chain]
         attrs = [graph.attrs(n) for n in chain]
         expected_fixed = {0: "input", STEM_NODE: "conv", FIRST_BLOCK_NODE: "mbconv"}
