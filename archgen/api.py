@@ -136,7 +136,7 @@ class ArchGen:
 
         ``generator``: ``"diffusion"`` or ``"autoregressive"`` (or ``"random"``, the
         unguided baseline, to compare with). The options left
-        as None take :class:`~archgen.generation.GuidanceSettings` defaults.
+        as None take :meth:`GuidanceSettings.for_space <archgen.generation.GuidanceSettings.for_space>` defaults.
         Raises :class:`~archgen.errors.BudgetError` when no sample meets the
         budget and warns (:class:`~archgen.errors.GenerationWarning`) when fewer
         than ``n`` do. ``wandb=True`` logs the request, settings, candidates,
@@ -149,7 +149,7 @@ class ArchGen:
         from .generation import generate
 
         given = {"samples": samples, "strength": strength, "proposals": proposals, "margin": margin}
-        settings = replace(GuidanceSettings(), **{k: v for k, v in given.items() if v is not None})
+        settings = replace(GuidanceSettings.for_space(self.space), **{k: v for k, v in given.items() if v is not None})
         cands = generate(self.bundle, task=task, device=device, max_latency_ms=max_latency_ms, n=n,
                          generator=generator, seed=seed, settings=settings, data=self.data)
         if wandb:

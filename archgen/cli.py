@@ -453,7 +453,10 @@ def _candidate_table(cands, measured=None) -> str:
             return "-"
         return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
-    header = ("#", "pred. acc %", "pred. latency ms", "true acc %", "true ms", *(("measured here ms",) if measured else ()),
+    from .complexity import PROXY_TASK
+
+    accuracy = "pred. proxy" if cands.report.request["task"] == PROXY_TASK else "pred. acc %"
+    header = ("#", accuracy, "pred. latency ms", "true acc %", "true ms", *(("measured here ms",) if measured else ()),
               "arch")
     rows = [(str(i), fmt(c.predicted_accuracy, c.accuracy_std), fmt(c.predicted_latency_ms, c.latency_std_ms, 3),
              fmt(c.true_accuracy), fmt(c.true_latency_ms, digits=3),

@@ -86,6 +86,7 @@ class AutoregressiveSampler:
     def __init__(self, model: AutoregressiveModel):
         self.model = model.eval()
         self.layout = model.layout
+        self.steps = model.layout.num_slots
 
     def _walk_fixed(self, state: AutoregressiveState) -> AutoregressiveState:
         """Visit fixed nodes until the next slot node."""
