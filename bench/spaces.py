@@ -234,8 +234,8 @@ def generation(cache: Path, fold_count: int, local_k: int = 10) -> dict:
         judge = ArchGen.pretrained(name)  # trained on every device of the table, this one included
         # the accuracy proxy and the generators never see a device: only latency is held out
         ag = ArchGen(replace(judge.bundle, latency=_fold_predictor(name, fold, cache)))
-        archs = ag.space.sample(10, seed=10_000)
-        ag.calibrate_device("held_out", archs, table.latency(device)[table.rows(archs)])
+        picked = np.random.default_rng(10_000).choice(len(table), 10, replace=False)  # measured: table archs
+        ag.calibrate_device("held_out", [table.archs[i] for i in picked], table.latency(device)[picked])
         rows = []
         for g in ("diffusion", "autoregressive"):
             for pct in PERCENTILES:
