@@ -155,8 +155,9 @@ _RESOLUTION_POSITION = {r: i for i, r in enumerate(RESOLUTIONS)}
 
 
 class MBv3Space(SearchSpace):
-    """Once-for-All MobileNetV3 space (OFA ``ofa_mbv3_d234_e346_k357_w1.0``) with
-    the input resolution as a choice; see the module docstring for the formats."""
+    """Once-for-All MobileNetV3 space, input resolution included (OFA ``ofa_mbv3_d234_e346_k357_w1.0``).
+
+    See the module docstring for the arch string and graph formats."""
 
     name = "mbv3"
     #: the largest input; each architecture has its own, see :meth:`input_shape_of`
