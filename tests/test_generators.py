@@ -71,6 +71,22 @@ def test_guidance_moves_samples_toward_the_reward(gen):
     assert guided > plain + 1.0, (plain, guided)
 
 
+def test_guidance_steers_at_most_guided_steps(gen):
+    calls = []
+
+    def reward(choices):
+        calls.append(len(choices))
+        return np.zeros(len(choices))
+
+    guided_sample(gen.sampler(), 20, reward, proposals=4, seed=0)
+    assert len(calls) == 6  # every step of the 6-slot cell
+    calls.clear()
+    guided_sample(gen.sampler(), 20, reward, proposals=4, seed=0, guided_steps=2)
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match="guided_steps must be a positive int"):
+        guided_sample(gen.sampler(), 5, reward, guided_steps=0)
+
+
 def test_guided_sample_rejects_bad_counts(gen):
     with pytest.raises(ValueError, match="n must be a positive int"):
         gen.sample_choices(0)
