@@ -111,13 +111,14 @@ def _load_table(space: str, root: Path) -> BenchmarkTable:
         raise DataError(
             f"benchmark folder {str(folder)!r} lacks {', '.join(missing)}; expected files: {', '.join(expected)}"
         )
-    index, archs = _read_archs(space, folder / layout["archs"])
+    index, archs, arch_csv = _read_archs(space, folder / layout["archs"])
     accuracies = {}
     if layout["accuracy"]:
-        header, rows = _read_csv(folder / layout["accuracy"])
+        same = layout["accuracy"] == layout["archs"] and arch_csv is not None
+        header, rows = arch_csv if same else _read_csv(folder / layout["accuracy"])
         if header[:2] != ["index", "arch"] or len(header) < 3:
             raise DataError(f"{folder / layout['accuracy']}: expected header 'index,arch,<task>...', got {header}")
-        if _column_ints(rows, 0, folder / layout["accuracy"]) != index:
+        if not same and _column_ints(rows, 0, folder / layout["accuracy"]) != index:
             raise DataError(f"{folder / layout['accuracy']}: its index column does not match {layout['archs']}")
         accuracies = _numeric_columns(header, rows, 2, folder / layout["accuracy"])
     lat_header, lat_rows = _read_csv(folder / layout["latency"])
@@ -129,13 +130,15 @@ def _load_table(space: str, root: Path) -> BenchmarkTable:
     return BenchmarkTable(space, root, archs, accuracies, latencies)
 
 
-def _read_archs(space: str, path: Path) -> tuple[list[int], tuple[str, ...]]:
+def _read_archs(space: str, path: Path) -> tuple[list[int], tuple[str, ...], tuple | None]:
     """Row indices and canonical arch strings of a table's architecture file: an
     ``index,arch,...`` CSV (taken as written), an ``index,layer0,...`` CSV or a JSONL
-    of records (turned into arch strings by the space's ``from_record``)."""
+    of records (turned into arch strings by the space's ``from_record``); and the
+    CSV's ``(header, rows)`` (None for JSONL), for a metric file that is the same file."""
     from .errors import InvalidArchError
     from .spaces import get_space
 
+    csv_file = None
     if path.suffix == ".jsonl":
         import json
 
@@ -155,9 +158,9 @@ def _read_archs(space: str, path: Path) -> tuple[list[int], tuple[str, ...]]:
         header, rows = _read_csv(path)
         if header[:1] != ["index"] or len(header) < 2:
             raise DataError(f"{path}: expected header 'index,arch,...' or 'index,layer0,...', got {header}")
-        index = _column_ints(rows, 0, path)
+        index, csv_file = _column_ints(rows, 0, path), (header, rows)
         if header[1] == "arch":
-            return index, tuple(r[1] for r in rows)
+            return index, tuple(r[1] for r in rows), csv_file
         records = [r[1:] for r in rows]
     space_ = get_space(space)
     archs = []
@@ -166,7 +169,7 @@ def _read_archs(space: str, path: Path) -> tuple[list[int], tuple[str, ...]]:
             archs.append(space_.from_record(record))
         except InvalidArchError as exc:
             raise DataError(f"{path}: row with index {i} is not a {space} architecture: {exc}") from None
-    return index, tuple(archs)
+    return index, tuple(archs), csv_file
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:

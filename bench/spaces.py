@@ -39,7 +39,8 @@ from archgen.data import load_table
 from archgen.errors import BudgetError, GenerationWarning
 from archgen.hardware import run_onnx, to_onnx
 from archgen.spaces import get_space
-from predictors.fit import LATENCY_FIT, fit_predictor, for_table
+from predictors.evaluation import calibrated_spearman, fit_without
+from predictors.fit import FitConfig, fit_predictor
 
 SPACES = ("fbnet", "mbv3")
 SEEDS = range(5)
@@ -122,11 +123,7 @@ def _fold_predictor(space: str, fold: list[str], cache: Path):
     if path.is_file():
         return unpack_predictor(get_space(space), torch.load(path, weights_only=True))
     log(f"pretraining {path.name}")
-    table = load_table(space)
-    pred = fit_predictor(get_space(space), list(table.archs),
-                         {d: table.latency(d) for d in table.devices if d not in fold},
-                         kind="latency", unit="ms", normalisation="ratio", config=for_table(LATENCY_FIT, len(table)),
-                         progress=False)
+    pred = fit_without(get_space(space), load_table(space), fold)
     torch.save(pack_predictor(pred), path)
     return pred
 
@@ -142,15 +139,7 @@ def latency(cache: Path, fold_count: int, ks=(5, 10, 20)) -> dict:
             pred = _fold_predictor(name, fold, cache)
             train_s.append(time.perf_counter() - start)
             for d in fold:
-                y = table.latency(d)
-                row = {"fold": f}
-                for k in ks:
-                    rhos = []
-                    for seed in SEEDS:
-                        idx = np.random.default_rng(seed).choice(len(archs), k, replace=False)
-                        pred.calibrate("held_out", [archs[i] for i in idx], y[idx], replace=True)
-                        rhos.append(spearmanr(pred.predict(archs, "held_out").mean, y)[0])
-                    row[f"k{k}"] = round(float(np.mean(rhos)), 4)
+                row = {"fold": f, **calibrated_spearman(pred, archs, table.latency(d), ks=ks, seeds=SEEDS)[0]}
                 per_device[d] = row
                 log(f"{name} {d}: {row}")
         out[name] = {
@@ -170,7 +159,6 @@ def cross_family(cache: Path, n_train: int = 1000, n_eval: int = 500, targets=("
     """A latency predictor over atomic graphs pretrained on NB201 + FBNet only,
     scored on MobileNetV3 latencies of the GPUs all three tables have."""
     from archgen.spaces.atomic import AtomicSpace
-    from predictors.fit import FitConfig
 
     atomic = AtomicSpace()
     graphs = cache / "atomic-graphs.npz"

@@ -8,31 +8,45 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .fit import LATENCY_FIT, FitConfig, fit_predictor
+from .fit import LATENCY_FIT, FitConfig, fit_predictor, for_table
+from .predictor import MetricPredictor
 
 
-def leave_one_device_out(space, table, device: str, *, ks: Sequence[int] = (5, 10, 20), seeds: Sequence[int] = range(5),
-                         config: FitConfig = LATENCY_FIT) -> dict:
-    """Pretrain on every device of ``table`` but ``device`` (all architectures),
-    calibrate ``device`` from k random measured architectures per seed, and score
-    Spearman over all architectures of the table. Returns ``{"k10": mean rho, ...,
-    "pretrain_s", "calibration_s_max"}``."""
+def fit_without(space, table, held_out: Sequence[str], config: FitConfig | None = None) -> MetricPredictor:
+    """The latency predictor pretrained on every device of ``table`` but ``held_out``
+    (all architectures; ``config`` defaults to the shipped one sized for the table)."""
+    return fit_predictor(space, list(table.archs), {d: table.latency(d) for d in table.devices if d not in held_out},
+                         kind="latency", unit="ms", normalisation="ratio",
+                         config=config or for_table(LATENCY_FIT, len(table)), progress=False)
+
+
+def calibrated_spearman(pred: MetricPredictor, archs: list[str], y: np.ndarray, *, ks: Sequence[int],
+                        seeds: Sequence[int]) -> tuple[dict[str, float], list[float]]:
+    """Calibrate a new device from k random architectures of ``archs`` (measured
+    ``y``) per seed and score Spearman over all of them: ``({"k10": mean rho, ...},
+    calibration seconds)``."""
     from scipy.stats import spearmanr
 
-    archs = list(table.archs)
-    start = time.perf_counter()
-    pred = fit_predictor(space, archs, {o: table.latency(o) for o in table.devices if o != device},
-                         kind="latency", unit="ms", normalisation="ratio", config=config, progress=False)
-    row = {"pretrain_s": round(time.perf_counter() - start, 1)}
-    y = table.latency(device)
-    cal_s = []
+    scores, seconds = {}, []
     for k in ks:
         rhos = []
         for seed in seeds:
             idx = np.random.default_rng(seed).choice(len(archs), k, replace=False)
             cal = pred.calibrate("held_out", [archs[i] for i in idx], y[idx], replace=True)
-            cal_s.append(cal.seconds)
+            seconds.append(cal.seconds)
             rhos.append(spearmanr(pred.predict(archs, "held_out").mean, y)[0])
-        row[f"k{k}"] = round(float(np.mean(rhos)), 4)
-    row["calibration_s_max"] = round(max(cal_s), 4)
-    return row
+        scores[f"k{k}"] = round(float(np.mean(rhos)), 4)
+    pred.forget("held_out")
+    return scores, seconds
+
+
+def leave_one_device_out(space, table, device: str, *, ks: Sequence[int] = (5, 10, 20), seeds: Sequence[int] = range(5),
+                         config: FitConfig | None = None) -> dict:
+    """Pretrain without ``device`` (:func:`fit_without`) and score it by
+    :func:`calibrated_spearman` over all architectures of the table. Returns
+    ``{"k10": mean rho, ..., "pretrain_s", "calibration_s_max"}``."""
+    start = time.perf_counter()
+    pred = fit_without(space, table, [device], config)
+    row = {"pretrain_s": round(time.perf_counter() - start, 1)}
+    scores, seconds = calibrated_spearman(pred, list(table.archs), table.latency(device), ks=ks, seeds=seeds)
+    return {**row, **scores, "calibration_s_max": round(max(seconds), 4)}

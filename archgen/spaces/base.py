@@ -85,6 +85,9 @@ class SearchSpace(ABC):
     name: str = ""
     #: input tensor shape (C, H, W) the built networks expect by default
     input_shape: tuple[int, int, int] = (3, 32, 32)
+    #: whether :meth:`to_graph` puts channels, kernel, stride, groups, expansion
+    #: and resolution on every node (then :meth:`complexity` reads them off)
+    shaped_graphs: bool = False
 
     # -- identity -------------------------------------------------------------
     @abstractmethod
@@ -166,12 +169,14 @@ class SearchSpace(ABC):
         """A trainable ``torch.nn.Module`` for ``arch``."""
 
     def complexity(self, arch: str):
-        """MACs and parameters of the built network (:class:`~archgen.complexity.Complexity`).
-        This default builds and counts it; spaces whose graphs carry shapes
-        override it with :func:`~archgen.complexity.graph_complexity` (microseconds)."""
-        from ..complexity import Complexity
+        """MACs and parameters of the built network (:class:`~archgen.complexity.Complexity`):
+        read off the graph where it carries shapes (:attr:`shaped_graphs`;
+        microseconds), else built and counted (tens of milliseconds)."""
+        from ..complexity import Complexity, graph_complexity
         from ..hardware import count_flops, count_parameters
 
+        if self.shaped_graphs:
+            return graph_complexity(self.to_graph(arch))
         module = self.to_module(arch)
         return Complexity(count_flops(module, (1, *self.input_shape_of(arch))) / 2, float(count_parameters(module)))
 

@@ -138,6 +138,7 @@ class FBNetSpace(SearchSpace):
     """HW-NAS-Bench's FBNet space (CIFAR-100 setting, input 3x32x32)."""
 
     name = "fbnet"
+    shaped_graphs = True
     input_shape = (3, 32, 32)
     blocks = BLOCKS
 
@@ -346,13 +347,6 @@ class FBNetSpace(SearchSpace):
         from .fbnet_network import FBNetNetwork
 
         return FBNetNetwork(self.parse_layers(arch), num_classes=num_classes, **options)
-
-    def complexity(self, arch: str):
-        """MACs and parameters read off the graph's shapes (microseconds; equal to
-        the built network's convolution and linear weights and multiply-adds)."""
-        from ..complexity import graph_complexity
-
-        return graph_complexity(self.to_graph(arch))
 
 
 def _same_node(op_a: str, attrs_a: dict, op_b: str, attrs_b: dict) -> bool:

@@ -160,6 +160,7 @@ class MBv3Space(SearchSpace):
     See the module docstring for the arch string and graph formats."""
 
     name = "mbv3"
+    shaped_graphs = True
     #: the largest input; each architecture has its own, see :meth:`input_shape_of`
     input_shape = (3, 224, 224)
     kernels = KERNELS
@@ -277,13 +278,6 @@ class MBv3Space(SearchSpace):
     def equivalence_key(self, arch: str) -> str:
         """The canonical string: distinct canonical strings are distinct networks."""
         return self.parse(arch)
-
-    def complexity(self, arch: str):
-        """MACs and parameters read off the graph (:func:`~archgen.complexity.graph_complexity`;
-        squeeze-excite, normalisation and activations are not counted)."""
-        from ..complexity import graph_complexity
-
-        return graph_complexity(self.to_graph(arch))
 
     # -- graphs -----------------------------------------------------------------------------
     def to_graph(self, arch: str) -> ArchGraph:
