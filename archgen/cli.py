@@ -292,7 +292,7 @@ def cmd_pretrain(args) -> int:
 
     space = get_space(args.space)
     archs = len(load_table(space.name, args.data))
-    lat_cfg, acc_cfg = for_table(LATENCY_FIT, archs), for_table(ACCURACY_FIT, archs)
+    lat_cfg, acc_cfg = for_table(LATENCY_FIT, archs), for_table(ACCURACY_FIT, archs, "accuracy")
     for flag, value in (("--latency-epochs", args.latency_epochs), ("--accuracy-epochs", args.accuracy_epochs)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")

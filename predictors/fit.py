@@ -49,17 +49,29 @@ ACCURACY_FIT = FitConfig(hidden=64, epochs=40, batch_size=1024, lr=2e-3, mse_wei
 
 #: tables below this many architectures (FBNet, MobileNetV3: 5,000) train longer on smaller batches
 SMALL_TABLE = 10_000
+#: the latency encoder of a small table: FBNet's and MobileNetV3's 20-odd layers
+#: each add their own cost per device, which hidden 32 / rank 8 underfits. Chosen
+#: on FBNet's fold-0 devices of ``bench/spaces.py --part latency`` (k=10 mean
+#: Spearman 0.917 at 32/8, 0.929 at 64/16, 0.930 at 64/24, 0.933 at 96/16)
+SMALL_TABLE_LATENCY_WIDTH = {"hidden": 96, "rank": 16}
 
 
-def for_table(config: FitConfig, num_archs: int) -> FitConfig:
+def for_table(config: FitConfig, num_archs: int, kind: str = "latency") -> FitConfig:
     """``config`` as used for a table of ``num_archs`` architectures: the shipped
     settings were tuned on NAS-Bench-201's 15,625, where 40 epochs of large
     batches are ~1,200 optimizer steps; a 5,000-arch table gets 100 epochs of
     128 (~3,500 steps), without which the GNN underfits (held-out Spearman 0.54
-    vs 0.84 on OFA's titan_rtx_1, k=10)."""
+    vs 0.84 on OFA's titan_rtx_1, k=10). Its ``latency`` encoder is also wider
+    (:data:`SMALL_TABLE_LATENCY_WIDTH`)."""
+    if kind not in ("latency", "accuracy"):
+        raise ValueError(f"kind must be 'latency' or 'accuracy', got {kind!r}")
     if num_archs >= SMALL_TABLE:
         return config
-    return replace(config, epochs=max(config.epochs, 100), batch_size=min(config.batch_size, 128))
+    small = replace(config, epochs=max(config.epochs, 100), batch_size=min(config.batch_size, 128))
+    if kind == "latency":
+        small = replace(small, hidden=max(config.hidden, SMALL_TABLE_LATENCY_WIDTH["hidden"]),
+                        rank=max(config.rank, SMALL_TABLE_LATENCY_WIDTH["rank"]))
+    return small
 
 
 def fit_predictor(

@@ -56,7 +56,7 @@ def pretrain_predictors(
     accuracies = table.accuracies or {PROXY_TASK: proxy_scores(sp, archs)}
     tasks = _select(f"task of the {sp.name} table", sorted(accuracies), tasks, exclude_tasks)
     latency_config = latency_config or for_table(LATENCY_FIT, len(archs))
-    accuracy_config = accuracy_config or for_table(ACCURACY_FIT, len(archs))
+    accuracy_config = accuracy_config or for_table(ACCURACY_FIT, len(archs), "accuracy")
     timings = {}
     predictors = {}
     for kind, names, config, unit, norm in (

@@ -12,7 +12,7 @@ from archgen.errors import InvalidArchError, UnknownNameError
 from graph_encoders import GraphBatcher, build_encoder
 from archgen.bundle import Bundle
 from archgen.errors import BundleError
-from predictors.fit import ACCURACY_FIT, LATENCY_FIT, fit_predictor
+from predictors.fit import ACCURACY_FIT, LATENCY_FIT, SMALL_TABLE_LATENCY_WIDTH, fit_predictor, for_table
 
 TRAIN_DEVICES = ["1080ti_1", "gold_6240", "samsung_a50", "titanxp_32"]
 HELD_OUT = "pixel3"
@@ -161,3 +161,14 @@ def test_batcher_matches_torch_geometric_collation(nb201):
         ref = Batch.from_data_list([batcher.data(a) for a in archs])
         for key in ("x", "op", "edge_index", "batch", "ptr"):
             assert torch.equal(getattr(mine, key), getattr(ref, key)), (view, key)
+
+
+def test_small_tables_train_longer_and_widen_only_latency():
+    assert for_table(LATENCY_FIT, 15_625) == LATENCY_FIT
+    small_latency, small_accuracy = for_table(LATENCY_FIT, 5_000), for_table(ACCURACY_FIT, 5_000, "accuracy")
+    assert small_latency.epochs >= 100 and small_latency.batch_size <= 128
+    assert (small_latency.hidden, small_latency.rank) == (SMALL_TABLE_LATENCY_WIDTH["hidden"],
+                                                          SMALL_TABLE_LATENCY_WIDTH["rank"])
+    assert (small_accuracy.hidden, small_accuracy.rank) == (ACCURACY_FIT.hidden, ACCURACY_FIT.rank)
+    with pytest.raises(ValueError, match="kind must be"):
+        for_table(LATENCY_FIT, 5_000, "power")
