@@ -20,6 +20,7 @@ the generators of the shipped bundle never see any device).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -119,8 +120,6 @@ def proxy(n: int = 1000) -> dict:
 def _fold_predictor(space: str, fold: list[str], cache: Path):
     """The latency predictor pretrained without the devices of ``fold`` (cached)."""
     from predictors.bundle import pack_predictor, unpack_predictor
-
-    import hashlib
 
     table = load_table(space)
     config = for_table(LATENCY_FIT, len(table))  # in the file name: a changed config is never served stale
