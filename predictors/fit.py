@@ -67,11 +67,8 @@ def for_table(config: FitConfig, num_archs: int, kind: str = "latency") -> FitCo
         raise ValueError(f"kind must be 'latency' or 'accuracy', got {kind!r}")
     if num_archs >= SMALL_TABLE:
         return config
-    small = replace(config, epochs=max(config.epochs, 100), batch_size=min(config.batch_size, 128))
-    if kind == "latency":
-        small = replace(small, hidden=max(config.hidden, SMALL_TABLE_LATENCY_WIDTH["hidden"]),
-                        rank=max(config.rank, SMALL_TABLE_LATENCY_WIDTH["rank"]))
-    return small
+    wider = {k: max(getattr(config, k), v) for k, v in SMALL_TABLE_LATENCY_WIDTH.items()} if kind == "latency" else {}
+    return replace(config, epochs=max(config.epochs, 100), batch_size=min(config.batch_size, 128), **wider)
 
 
 def fit_predictor(
