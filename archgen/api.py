@@ -128,6 +128,8 @@ class ArchGen:
         strength: float | None = None,
         proposals: int | None = None,
         margin: float | None = None,
+        measure=None,
+        measurements: int = 0,
         wandb: bool = False,
         run_dir: str | os.PathLike = "runs",
     ) -> Candidates:
@@ -143,6 +145,14 @@ class ArchGen:
         summary metrics and an accuracy-vs-latency plot to a W&B run under
         ``run_dir`` (offline unless you are logged in). The result's ``.report``
         holds the summary metrics.
+
+        Hardware in the loop: with ``measurements=m`` and ``measure``, a function
+        that measures architectures on the device (arch strings -> ms), up to ``m``
+        of the candidates that decide the answer are measured while generating, a
+        calibrated device is recalibrated with each, and a measured candidate is
+        kept or dropped by its measured latency (see :mod:`archgen.refinement`).
+        For ``device="local"`` ``measure`` defaults to onnxruntime on this machine
+        (:meth:`measure`).
         """
         from dataclasses import replace
 
@@ -150,8 +160,12 @@ class ArchGen:
 
         given = {"samples": samples, "strength": strength, "proposals": proposals, "margin": margin}
         settings = replace(GuidanceSettings.for_space(self.space), **{k: v for k, v in given.items() if v is not None})
+        if measurements and measure is None and device == "local":
+            def measure(archs):
+                return [m.latency_ms for m in self.measure(archs, progress=False)]
         cands = generate(self.bundle, task=task, device=device, max_latency_ms=max_latency_ms, n=n,
-                         generator=generator, seed=seed, settings=settings, data=self.data)
+                         generator=generator, seed=seed, settings=settings, data=self.data, measure=measure,
+                         measurements=measurements)
         if wandb:
             from .experiment import log_generation
 

@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
     p.add_argument("--warmup", type=int, default=10, help="discarded warm-up runs (default 10)")
-    p.add_argument("--repeats", type=int, default=50, help="timed runs (default 50)")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs per round (default 10)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="interleaved rounds over the architectures; the lowest round's 10th percentile is the "
+                        "latency (default 5)")
     p.add_argument("--cache", default=None, help="SQLite measurement cache (default: $ARCHGEN_CACHE or "
                    "~/.cache/archgen/measurements.sqlite)")
     p.add_argument("--no-cache", action="store_true", help="measure everything again and store nothing")
@@ -132,7 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --device local: architectures measured here to calibrate it (default 10)")
     p.add_argument("--verify", action="store_true",
                    help="measure the candidates on this machine (onnxruntime) next to their predicted latency")
-    p.add_argument("--cache", default=None, help="SQLite measurement cache for --device local and --verify")
+    p.add_argument("--measurements", type=int, default=0, metavar="N",
+                   help="with --device local: while generating, measure up to N of the candidates that decide the "
+                        "answer here and keep or drop them by their measured latency (hardware in the loop)")
+    p.add_argument("--cache", default=None,
+                   help="SQLite measurement cache for --device local, --measurements and --verify")
     p.add_argument("--bundle", default=None, help="bundle made by `archgen pretrain` (default: the embedded one)")
     p.add_argument("--data", default=None, help="benchmark folder for true metrics (default: $ARCHGEN_DATA)")
     p.add_argument("--out", default=None, metavar="DIR", help="write candidates.json, ONNX files and a plot here")
@@ -233,7 +240,7 @@ def _add_ray(p: argparse.ArgumentParser) -> None:
 def _runtime_settings(args):
     from .measurements import RuntimeSettings
 
-    return RuntimeSettings(threads=args.threads, warmup=args.warmup, repeats=args.repeats,
+    return RuntimeSettings(threads=args.threads, warmup=args.warmup, repeats=args.repeats, rounds=args.rounds,
                            batch_size=args.batch_size, num_classes=args.num_classes).checked()
 
 
@@ -263,7 +270,8 @@ def cmd_measure(args) -> int:
         return 0
     for r in results:
         m = r.measurement
-        print(f"{m.median_ms:.3f} ms median (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}) over {m.repeats} runs, "
+        print(f"{r.latency_ms:.3f} ms (lowest round's p10; median {m.median_ms:.3f}, p90 {m.p90_ms:.3f}) over "
+              f"{m.rounds} x {m.repeats // m.rounds} runs, "
               f"{m.threads} thread(s), batch {m.batch_size}, onnxruntime CPU{' (cached)' if r.cached else ''}"
               + (f"  {r.arch}" if len(results) > 1 else ""))
     return 0
@@ -404,17 +412,26 @@ def cmd_generate(args) -> int:
         if len(ag.tasks()) != 1:
             raise ValueError(f"give --task: one of {', '.join(ag.tasks())}")
         task = ag.tasks()[0]
+    measure = None
+    if args.measurements:
+        if args.device != "local":
+            raise ValueError("--measurements measures on this machine: it needs --device local "
+                             "(the Python API's generate(measure=...) takes any device)")
+
+        def measure(archs):
+            return [m.latency_ms for m in ag.measure(archs, cache=args.cache, progress=False)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GenerationWarning)
         cands = ag.generate(task, args.device, args.max_latency_ms, n=args.n, generator=args.generator,
                             seed=args.seed, samples=args.samples, strength=args.strength, proposals=args.proposals,
-                            margin=args.margin, wandb=args.wandb, run_dir=args.run_dir)
+                            margin=args.margin, measure=measure, measurements=args.measurements,
+                            wandb=args.wandb, run_dir=args.run_dir)
     for w in caught:
         print(f"archgen generate: note: {w.message}", file=sys.stderr)
     report = cands.report
     result = {"request": report.request, "settings": report.settings, "metrics": report.metrics(),
               "candidates": [c.to_dict() for c in cands]}
-    measured = None
+    measured = [c.measured_latency_ms for c in cands] if args.measurements else None
     if args.verify:
         measured = [m.latency_ms for m in ag.measure([c.arch for c in cands], cache=args.cache)]
         for row, ms in zip(result["candidates"], measured):
@@ -438,6 +455,8 @@ def cmd_generate(args) -> int:
     novelty = "-" if m["novelty"] is None else f"{m['novelty']:.0%}"
     line = (f"{report.samples} samples in {m['seconds']:.2f} s: validity {m['validity']:.0%}, uniqueness "
             f"{m['uniqueness']:.0%}, novelty {novelty}, within budget (predicted) {m['feasible_share']:.0%}")
+    if m["measurements"]:
+        line += f"; {m['measurements']} candidates measured here while generating"
     if m["regret"] is not None:
         line += f"; table oracle {m['oracle_accuracy']:.2f}%, regret {m['regret']:.2f} points"
     print(line)

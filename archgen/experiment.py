@@ -85,7 +85,7 @@ def log_generation(ag, cands, run_dir: str | os.PathLike = "runs") -> Path:
                      reinit="create_new")
     try:
         columns = ["rank", "arch", "predicted_accuracy", "accuracy_std", "predicted_latency_ms", "latency_std_ms",
-                   "true_accuracy", "true_latency_ms", "novel"]
+                   "true_accuracy", "true_latency_ms", "measured_latency_ms", "novel"]
         table = wandb.Table(columns=columns)
         for rank, c in enumerate(cands, start=1):
             d = c.to_dict()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,11 @@ from .graph import ArchGraph
 #: predictor filter and ranking as the real generators
 RANDOM = "random"
 
+
+#: the guidance margin (in spreads) while measuring on the device during generation
+#: (``measurements > 0``): samples aim at the budget itself, since measured
+#: candidates are kept by their measurement; unmeasured ones keep ``margin``
+PROBE_MARGIN = 0.0
 
 #: spaces with more architectures than this count as large (see GuidanceSettings.for_space)
 LARGE_SPACE = 1_000_000
@@ -48,9 +53,9 @@ class GuidanceSettings:
     """
 
     strength: float = 16.0
-    proposals: int = 16
+    proposals: int = 8
     samples: int = 500
-    margin: float = 1.5
+    margin: float = 2.0
 
     @classmethod
     def for_space(cls, space) -> GuidanceSettings:
@@ -86,6 +91,7 @@ class Candidate:
     true_accuracy: float | None = None
     true_latency_ms: float | None = None
     novel: bool | None = None  # absent from the generator's training set
+    measured_latency_ms: float | None = None  # measured on the device (hardware in the loop)
 
     @property
     def graph(self) -> ArchGraph:
@@ -124,7 +130,9 @@ class GenerationReport:
     distinct samples predicted to meet the budget with the margin;
     ``budget_satisfaction``: share of returned candidates whose *true* latency
     meets the budget, and ``regret``: best true accuracy under the budget in the
-    table minus the top candidate's true accuracy (both None when unknown).
+    table minus the top candidate's true accuracy (both None when unknown);
+    ``measurements``: device measurements taken while generating (see
+    :mod:`archgen.refinement`).
     """
 
     request: dict
@@ -140,6 +148,7 @@ class GenerationReport:
     budget_satisfaction: float | None = None
     oracle_accuracy: float | None = None
     regret: float | None = None
+    measurements: int = 0
     sample_archs: list[str] = field(default_factory=list, repr=False)
     sample_accuracy: np.ndarray | None = field(default=None, repr=False)
     sample_latency_ms: np.ndarray | None = field(default=None, repr=False)
@@ -147,7 +156,7 @@ class GenerationReport:
     def metrics(self) -> dict:
         """The scalar figures (for logs and JSON)."""
         keys = ("samples", "validity", "uniqueness", "functional_uniqueness", "novelty", "feasible_share",
-                "returned", "seconds", "budget_satisfaction", "oracle_accuracy", "regret")
+                "returned", "seconds", "budget_satisfaction", "oracle_accuracy", "regret", "measurements")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -191,7 +200,8 @@ def true_columns(space, data, task: str, device: str | None):
     return table, acc, lat
 
 
-def _check_request(bundle, task, device, max_latency_ms, n, generator, settings) -> float | None:
+def _check_request(bundle, task, device, max_latency_ms, n, generator, settings, measure=None,
+                   measurements=0) -> float | None:
     """Validate a request; returns the budget as a float (or None)."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
@@ -204,6 +214,11 @@ def _check_request(bundle, task, device, max_latency_ms, n, generator, settings)
         raise UnknownNameError("task", task, bundle.accuracy.targets)
     if device is not None and device not in bundle.latency.targets:
         raise UnknownNameError("device", device, bundle.latency.targets)
+    if isinstance(measurements, bool) or not isinstance(measurements, int) or measurements < 0:
+        raise ValueError(f"measurements must be an int >= 0, got {measurements!r}")
+    if measurements and (measure is None or max_latency_ms is None):
+        raise ValueError("measurements > 0 needs a budget (max_latency_ms) and measure=, a function that "
+                         "measures architectures on the device (arch strings -> ms)")
     if max_latency_ms is None:
         return None
     if device is None:
@@ -225,17 +240,22 @@ def generate(
     seed: int,
     settings: GuidanceSettings,
     data=None,
+    measure=None,
+    measurements: int = 0,
 ) -> Candidates:
     """Run one generation request on a bundle (see :meth:`archgen.ArchGen.generate`)."""
     start = time.perf_counter()
     space = bundle.latency.space
-    max_latency_ms = _check_request(bundle, task, device, max_latency_ms, n, generator, settings)
+    max_latency_ms = _check_request(bundle, task, device, max_latency_ms, n, generator, settings, measure,
+                                    measurements)
     if generator == RANDOM:
         choices = np.array([space.encode_choices(a) for a in space.sample(settings.samples, seed)])
         novel = None
     else:
         gen = bundle.generators[generator]
-        reward = make_reward(space, bundle.accuracy, task, bundle.latency, device, max_latency_ms, settings)
+        # measuring while generating: aim the samples at the budget itself, the loop checks them
+        aim = replace(settings, margin=PROBE_MARGIN) if measurements else settings
+        reward = make_reward(space, bundle.accuracy, task, bundle.latency, device, max_latency_ms, aim)
         choices = gen.sample_choices(settings.samples, reward, settings.proposals, seed)
 
     # decode (valid by construction; counted, not assumed) and score the distinct samples
@@ -248,11 +268,20 @@ def generate(
     archs = list(dict.fromkeys(decoded))
     acc = bundle.accuracy.predict(archs, task)
     lat = bundle.latency.predict(archs, device) if device is not None else None
+    keys = [space.equivalence_key(a) for a in archs]
+    measured, spent = {}, 0
+    if measurements:
+        from .refinement import refine
+
+        ref = refine(bundle.latency, device, archs, acc.mean, keys, max_latency_ms, n, measure, measurements)
+        measured, spent, lat = ref.measured, ref.spent, ref.latency
     if max_latency_ms is None:
         feasible = np.ones(len(archs), dtype=bool)
-    else:
+    else:  # a measured latency is a fact; the others are kept with the safety margin
         feasible = lat.upper(settings.margin) <= max_latency_ms
-    keys = [space.equivalence_key(a) for a in archs]
+        for i, a in enumerate(archs):
+            if a in measured:
+                feasible[i] = measured[a] <= max_latency_ms
     novel = None if generator == RANDOM else gen.is_novel(archs)
     if not feasible.any():
         i = int(np.argmin(lat.upper(settings.margin)))
@@ -263,8 +292,9 @@ def generate(
             "raise max_latency_ms or lower the margin"
         )
 
-    # rank: accuracy first, then the faster of equals; keep one per equivalence class
-    order = np.lexsort(((lat.mean if lat is not None else np.zeros(len(archs))), -acc.mean))
+    # rank: accuracy first, then among equals a measured one, then the faster; one per equivalence class
+    unmeasured = np.array([a not in measured for a in archs])
+    order = np.lexsort(((lat.mean if lat is not None else np.zeros(len(archs))), unmeasured, -acc.mean))
     chosen, seen = [], set()
     for i in order:
         if feasible[i] and keys[i] not in seen:
@@ -283,6 +313,7 @@ def generate(
             float(true_acc[row]) if row is not None and true_acc is not None else None,
             float(true_lat[row]) if row is not None and true_lat is not None else None,
             None if novel is None else bool(novel[i]),
+            measured.get(archs[i]),
         ))
     if len(cands) < n:
         warnings.warn(
@@ -314,7 +345,7 @@ def generate(
         feasible_share=float(feasible.mean()),
         returned=len(cands),
         seconds=time.perf_counter() - start,
-        budget_satisfaction=satisfaction, oracle_accuracy=oracle, regret=regret,
+        budget_satisfaction=satisfaction, oracle_accuracy=oracle, regret=regret, measurements=spent,
         sample_archs=archs, sample_accuracy=acc.mean,
         sample_latency_ms=lat.mean if lat is not None else None,
     )

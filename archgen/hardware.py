@@ -7,6 +7,7 @@ import os
 import statistics
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,7 +18,13 @@ from torch import nn
 
 @dataclass(frozen=True)
 class LatencyMeasurement:
-    """Latency of one model under onnxruntime on this machine (milliseconds)."""
+    """Latency of one model under onnxruntime on this machine (milliseconds).
+
+    The timed runs come in ``rounds`` of ``repeats``; ``median_ms`` ... ``std_ms``
+    are over all of them; ``floor_ms``, the lowest round's 10th percentile, is
+    what the machine delivers when nothing else disturbs it -- the figure that
+    ranks models most repeatably on a shared machine (see :func:`measure_latencies`).
+    """
 
     median_ms: float
     p10_ms: float
@@ -28,6 +35,8 @@ class LatencyMeasurement:
     warmup: int
     threads: int
     batch_size: int
+    rounds: int = 1
+    floor_ms: float | None = None
 
     @property
     def spread_ms(self) -> float:
@@ -120,42 +129,81 @@ def measure_latency(
     warmup: int = 10,
     repeats: int = 50,
     threads: int = 1,
+    rounds: int = 1,
     seed: int = 0,
 ) -> LatencyMeasurement:
-    """Median latency of one inference under onnxruntime on this machine's CPU.
+    """Latency of one inference under onnxruntime on this machine's CPU
+    (:func:`measure_latencies` of one model)."""
+    return measure_latencies([onnx_path], None if input_shape is None else [input_shape], warmup=warmup,
+                             repeats=repeats, threads=threads, rounds=rounds, seed=seed)[0]
 
-    ``input_shape`` defaults to the model's declared input shape. Warm-up runs are
-    discarded; the thread count is fixed so results are comparable across runs.
+
+def measure_latencies(
+    onnx_paths: Sequence[str | os.PathLike],
+    input_shapes: Sequence[tuple[int, ...]] | None = None,
+    *,
+    warmup: int = 10,
+    repeats: int = 50,
+    threads: int = 1,
+    rounds: int = 1,
+    seed: int = 0,
+) -> list[LatencyMeasurement]:
+    """Latencies of several models, timed in interleaved rounds.
+
+    Each model is warmed up (``warmup`` discarded runs), then ``rounds`` times in
+    turn every model is timed ``repeats`` times. On a shared or virtual machine
+    slow spells last seconds: interleaving spreads each model's runs over the
+    whole measurement, so a spell slows one of its rounds rather than all of
+    them, and the lowest round (``floor_ms``) ranks models far more repeatably
+    than one block of runs (on a 2-core VM, 48 FBNet models measured twice
+    agreed at Spearman 0.98 with 5 rounds of 10, 0.74 with one block of 50 and
+    the median: ``python bench/hardware.py --part retest``).
+    ``input_shapes`` default to each model's declared input shape; the thread
+    count is fixed so results are comparable across runs.
     """
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive int, got {repeats!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be a non-negative int, got {warmup!r}")
-    session = onnx_session(onnx_path, threads)
-    if not session.get_inputs():
-        raise ValueError(f"ONNX model {str(onnx_path)!r} has no inputs (constant output); nothing to time")
-    model_input = session.get_inputs()[0]
-    if input_shape is None:
-        declared = model_input.shape
-        if not all(isinstance(d, int) for d in declared):
-            raise ValueError(f"the model's input shape {declared} has symbolic dims; pass input_shape")
-        input_shape = tuple(declared)
-    shape = _check_shape(input_shape)
-    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-    feed = {model_input.name: x}
-    for _ in range(warmup):
-        session.run(None, feed)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - start) * 1e3)
-    deciles = np.percentile(times, [10, 50, 90])
-    return LatencyMeasurement(
-        median_ms=float(deciles[1]), p10_ms=float(deciles[0]), p90_ms=float(deciles[2]),
-        mean_ms=float(np.mean(times)), std_ms=float(statistics.pstdev(times)),
-        repeats=repeats, warmup=warmup, threads=threads, batch_size=shape[0],
-    )
+    for name, value, low in (("repeats", repeats, 1), ("warmup", warmup, 0), ("rounds", rounds, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if input_shapes is not None and len(input_shapes) != len(onnx_paths):
+        raise ValueError(f"got {len(onnx_paths)} ONNX files but {len(input_shapes)} input shapes")
+    runs = []  # (session, feed, batch size) per model
+    for k, onnx_path in enumerate(onnx_paths):
+        session = onnx_session(onnx_path, threads)
+        if not session.get_inputs():
+            raise ValueError(f"ONNX model {str(onnx_path)!r} has no inputs (constant output); nothing to time")
+        model_input = session.get_inputs()[0]
+        if input_shapes is None:
+            declared = model_input.shape
+            if not all(isinstance(d, int) for d in declared):
+                raise ValueError(f"the model's input shape {declared} has symbolic dims; pass input_shape")
+            shape = _check_shape(declared)
+        else:
+            shape = _check_shape(input_shapes[k])
+        x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+        runs.append((session, {model_input.name: x}, shape[0]))
+    for session, feed, _ in runs:
+        for _ in range(warmup):
+            session.run(None, feed)
+    times = [[] for _ in runs]  # per model, per round
+    for _ in range(rounds):
+        for k, (session, feed, _) in enumerate(runs):
+            block = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                session.run(None, feed)
+                block.append((time.perf_counter() - start) * 1e3)
+            times[k].append(block)
+    out = []
+    for (_, _, batch), blocks in zip(runs, times):
+        pooled = np.concatenate(blocks)
+        deciles = np.percentile(pooled, [10, 50, 90])
+        out.append(LatencyMeasurement(
+            median_ms=float(deciles[1]), p10_ms=float(deciles[0]), p90_ms=float(deciles[2]),
+            mean_ms=float(pooled.mean()), std_ms=float(statistics.pstdev(pooled.tolist())),
+            repeats=repeats * rounds, warmup=warmup, threads=threads, batch_size=batch, rounds=rounds,
+            floor_ms=float(min(np.percentile(b, 10) for b in blocks)),
+        ))
+    return out
 
 
 def count_parameters(module: nn.Module) -> int:

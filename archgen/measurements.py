@@ -3,8 +3,10 @@
 A measurement is keyed by the space, the architecture's canonical graph hash,
 the input shape, the runtime settings and a fingerprint of the machine (CPU
 model, cores, onnxruntime version), so a cached number is only reused where it
-would be measured again the same way. Every measurement is committed on its own
-as soon as it is taken: a crash or Ctrl-C loses none that finished, SQLite's
+would be measured again the same way. Architectures are timed a few at a
+time in interleaved rounds (:data:`MEASURE_CHUNK`), and each measurement is
+committed on its own as soon as its group is done: a crash or Ctrl-C loses at
+most the group in progress and never a finished measurement, SQLite's
 journal keeps the file consistent, and WAL mode with a busy timeout lets
 several processes write to one cache at once.
 """
@@ -22,12 +24,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .cache import measurement_cache_path
 from .errors import ArchGenError
-from .hardware import LatencyMeasurement, measure_latency, to_onnx
+from .hardware import LatencyMeasurement, measure_latencies, to_onnx
 
 APPLICATION = "archgen-measurements"
 SCHEMA_VERSION = 1
-ENV_VAR = "ARCHGEN_CACHE"
 
 
 class MeasurementCacheError(ArchGenError, ValueError):
@@ -37,16 +39,20 @@ class MeasurementCacheError(ArchGenError, ValueError):
 @dataclass(frozen=True)
 class RuntimeSettings:
     """How a latency is measured: onnxruntime CPU threads, discarded warm-up runs,
-    timed runs (the median is reported), the batch size and classifier width."""
+    ``rounds`` interleaved rounds of ``repeats`` timed runs each (the lowest
+    round's 10th percentile is reported; see :func:`~archgen.hardware.measure_latencies`),
+    the batch size and classifier width."""
 
     threads: int = 1
     warmup: int = 10
-    repeats: int = 50
+    repeats: int = 10
+    rounds: int = 5
     batch_size: int = 1
     num_classes: int = 10
 
     def checked(self) -> RuntimeSettings:
-        for name, low in (("threads", 1), ("warmup", 0), ("repeats", 1), ("batch_size", 1), ("num_classes", 1)):
+        for name, low in (("threads", 1), ("warmup", 0), ("repeats", 1), ("rounds", 1), ("batch_size", 1),
+                          ("num_classes", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
@@ -80,9 +86,6 @@ def machine_id(fingerprint: dict | None = None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def default_cache_path() -> Path:
-    """``$ARCHGEN_CACHE`` if set, else ``~/.cache/archgen/measurements.sqlite``."""
-    return Path(os.environ.get(ENV_VAR) or Path.home() / ".cache" / "archgen" / "measurements.sqlite")
 
 
 _SCHEMA = """
@@ -99,7 +102,7 @@ class MeasurementCache:
     """A persistent store of latency measurements (one SQLite file)."""
 
     def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(path) if path is not None else default_cache_path()
+        self.path = Path(path) if path is not None else measurement_cache_path()
         if self.path.is_dir():
             raise MeasurementCacheError(f"measurement cache {str(self.path)!r} is a folder, not a file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,20 +173,36 @@ class ArchMeasurement:
 
     @property
     def latency_ms(self) -> float:
-        return self.measurement.median_ms
+        """The reported latency: the lowest round's 10th percentile."""
+        m = self.measurement
+        return m.floor_ms if m.floor_ms is not None else m.median_ms
+
+
+#: architectures timed together in interleaved rounds (their ONNX sessions are open at once)
+MEASURE_CHUNK = 16
+
+
+def _measure_chunk(job: tuple) -> list[tuple[LatencyMeasurement, str]]:
+    """Build, export and time a few architectures here, in interleaved rounds
+    (also the body of a Ray task, with one architecture)."""
+    from .spaces import get_space
+
+    space_name, archs, settings = job
+    space = get_space(space_name)
+    shapes = [(settings.batch_size, *space.input_shape_of(a)) for a in archs]
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [to_onnx(space.to_module(a, num_classes=settings.num_classes), Path(tmp) / f"model{k}.onnx", shape)
+                 for k, (a, shape) in enumerate(zip(archs, shapes))]
+        ms = measure_latencies(paths, shapes, warmup=settings.warmup, repeats=settings.repeats,
+                               rounds=settings.rounds, threads=settings.threads)
+    where = machine_id()
+    return [(m, where) for m in ms]
 
 
 def _measure_one(job: tuple) -> tuple[LatencyMeasurement, str]:
-    """Build, export and time one architecture here (also the body of a Ray task)."""
-    from .spaces import get_space
-
+    """One architecture (the body of a Ray task)."""
     space_name, arch, settings = job
-    space = get_space(space_name)
-    shape = (settings.batch_size, *space.input_shape_of(arch))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = to_onnx(space.to_module(arch, num_classes=settings.num_classes), Path(tmp) / "model.onnx", shape)
-        m = measure_latency(path, shape, warmup=settings.warmup, repeats=settings.repeats, threads=settings.threads)
-    return m, machine_id()
+    return _measure_chunk((space_name, [arch], settings))[0]
 
 
 def measure_archs(
@@ -241,9 +260,13 @@ def measure_archs(
             for i, result in zip(todo, results):
                 keep(i, result)
         else:
-            for i in tqdm(todo, desc=f"measuring on {platform.node() or 'this machine'}", unit="arch",
-                          disable=not progress):
-                keep(i, _measure_one((space.name, names[i], settings)))
+            with tqdm(total=len(todo), desc=f"measuring on {platform.node() or 'this machine'}", unit="arch",
+                      disable=not progress) as bar:
+                for start in range(0, len(todo), MEASURE_CHUNK):
+                    chunk = todo[start:start + MEASURE_CHUNK]
+                    for i, result in zip(chunk, _measure_chunk((space.name, [names[i] for i in chunk], settings))):
+                        keep(i, result)
+                    bar.update(len(chunk))
     finally:
         if store is not None and not isinstance(cache, MeasurementCache):
             store.close()

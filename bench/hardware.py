@@ -2,14 +2,16 @@
 
     python bench/hardware.py --part local       # calibrate "local" from k=10 measurements; Spearman on 200 others;
                                                 # budget satisfaction of generated top-5, measured for real
+    python bench/hardware.py --part retest      # the same archs timed twice: how repeatable this machine's timing is
     python bench/hardware.py --part throughput  # architectures measured per second (export included), cache hits
     python bench/hardware.py --part training    # train the top generated candidate on digits: test accuracy, time
     python bench/hardware.py --part ray         # 8 candidates trained serially vs on a local 2-worker Ray cluster
 
 This machine is a device no predictor was pretrained on: it enters only through
 the k measured architectures. The 200 evaluation architectures are disjoint
-from them. Measurements use onnxruntime on the CPU with 1 thread, 10 warm-up
-and 50 timed runs (the median), batch 1.
+from them. Measurements use onnxruntime on the CPU with 1 thread, batch 1, 10
+warm-up runs and 5 interleaved rounds of 10 timed runs (the lowest round's
+10th percentile; archgen.measurements.RuntimeSettings).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from archgen.errors import BudgetError, GenerationWarning
 from archgen.measurements import MeasurementCache, RuntimeSettings, machine_fingerprint, measure_archs
 
 K, EVAL = 10, 200
+#: candidates a request may measure here while generating (the loop rows of --part local)
+LOOP = 10
 
 
 def log(msg: str) -> None:
@@ -50,8 +54,12 @@ def local(cache: Path, space_name: str = "nb201", task: str = "cifar10", seeds=(
     out = {"machine": machine_fingerprint(), "protocol": f"calibrate 'local' from k={K} of {K + EVAL} random measured "
            f"{space_name} archs (seeds {list(seeds)} choose which), Spearman/Kendall of predicted vs measured on the other "
            f"{EVAL}; budget at the median measured latency of those {EVAL}; top-5 candidates of each generator "
-           "measured for real"}
+           f"measured for real, generated without and with measuring up to {LOOP} candidates here while generating"}
     rows = []
+
+    def measure(batch):
+        return [m.latency_ms for m in measure_archs(space, batch, cache=cache, progress=False)]
+
     for seed in seeds:
         pick = np.random.default_rng(seed).choice(len(archs), K, replace=False)
         rest = np.setdiff1d(np.arange(len(archs)), pick)
@@ -62,24 +70,29 @@ def local(cache: Path, space_name: str = "nb201", task: str = "cifar10", seeds=(
         budget = float(np.median(measured[rest]))
         row["budget_ms"] = round(budget, 3)
         for g in ("diffusion", "autoregressive"):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", GenerationWarning)
-                try:
-                    cands = ag.generate(task, "local", budget, n=5, generator=g, seed=seed)
-                except BudgetError as exc:  # nothing predicted within budget with the margin: no answer
-                    row[g] = {"no_candidate": str(exc)}
-                    continue
-            real = [m.latency_ms for m in measure_archs(space, [c.arch for c in cands], cache=cache, progress=False)]
-            row[g] = {"within_budget": float(np.mean([r <= budget for r in real])),
-                      "measured_ms": [round(r, 3) for r in real],
-                      "predicted_ms": [round(c.predicted_latency_ms, 3) for c in cands],
-                      f"predicted_{task}": [round(c.predicted_accuracy, 2) for c in cands]}
+            for label, measurements in ((g, 0), (f"{g}_measuring_{LOOP}", LOOP)):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", GenerationWarning)
+                    try:
+                        cands = ag.generate(task, "local", budget, n=5, generator=g, seed=seed,
+                                            measure=measure, measurements=measurements)
+                    except BudgetError as exc:  # nothing predicted within budget with the margin: no answer
+                        row[label] = {"no_candidate": str(exc)}
+                        continue
+                    finally:  # the loop teaches "local" what it measured: start each run from the k=10
+                        ag.calibrate_device("local", [archs[i] for i in pick], measured[pick], replace=True)
+                real = measure([c.arch for c in cands])
+                row[label] = {"within_budget": float(np.mean([r <= budget for r in real])),
+                              "measured_ms": [round(r, 3) for r in real],
+                              "predicted_ms": [round(c.predicted_latency_ms, 3) for c in cands],
+                              "measured_while_generating": cands.report.measurements,
+                              f"predicted_{task}": [round(c.predicted_accuracy, 2) for c in cands]}
         rows.append(row)
         log(json.dumps(row))
     out["rows"] = rows
     out["mean_spearman"] = round(float(np.mean([r["spearman"] for r in rows])), 4)
     out["min_spearman"] = round(float(np.min([r["spearman"] for r in rows])), 4)
-    for g in ("diffusion", "autoregressive"):
+    for g in ("diffusion", "autoregressive", f"diffusion_measuring_{LOOP}", f"autoregressive_measuring_{LOOP}"):
         answered = [r[g]["within_budget"] for r in rows if "within_budget" in r[g]]
         out[f"{g}_top5_within_budget"] = round(float(np.mean(answered)), 3) if answered else None
         out[f"{g}_no_candidate_rows"] = len(rows) - len(answered)
@@ -124,6 +137,33 @@ def training(cache: Path) -> dict:
             "torch_threads": torch.get_num_threads(), "budget_ms": round(budget, 3), **result.to_dict()}
 
 
+def retest(space_name: str, n: int = 48) -> dict:
+    """Test-retest of this machine's timing: the same ``n`` random architectures
+    measured twice (no cache), once as one block of 50 runs each (the median; the
+    protocol before interleaved rounds) and once as the shipped 5 interleaved
+    rounds of 10 (the lowest round's 10th percentile); Spearman between the two
+    passes of each protocol."""
+    from archgen.spaces import get_space
+
+    space = get_space(space_name)
+    archs = space.sample(n, seed=99)
+    protocols = {"one_block_of_50_median": RuntimeSettings(repeats=50, rounds=1),
+                 "five_rounds_of_10_floor": RuntimeSettings()}
+    out = {"protocol": f"{n} random {space_name} archs, onnxruntime 1 thread, batch 1; two passes per protocol, "
+                       "the protocols' passes alternating"}
+    passes = {name: [] for name in protocols}
+    for _ in range(2):
+        for name, settings in protocols.items():
+            found = measure_archs(space, archs, settings, cache=False, progress=False)
+            passes[name].append(np.array([m.measurement.median_ms if settings.rounds == 1 else m.latency_ms
+                                          for m in found]))
+    for name, (a, b) in passes.items():
+        out[name] = {"spearman": round(float(spearmanr(a, b)[0]), 4),
+                     "median_relative_difference": round(float(np.median(np.abs(a / b - 1))), 4),
+                     "range_ms": [round(float(a.min()), 3), round(float(a.max()), 3)]}
+    return out
+
+
 def ray_vs_serial(n: int = 8, epochs: int = 3) -> dict:
     from archgen.training import train_candidates
 
@@ -146,7 +186,7 @@ def ray_vs_serial(n: int = 8, epochs: int = 3) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["local", "throughput", "training", "ray", "all"], default="all")
+    parser.add_argument("--part", choices=["local", "retest", "throughput", "training", "ray", "all"], default="all")
     parser.add_argument("--cache", default="/tmp/archgen-bench/measurements.sqlite",
                         help="measurement cache of the local part (reused between runs)")
     args = parser.parse_args()
@@ -156,6 +196,8 @@ def main() -> None:
     if args.part in ("local", "all"):
         result["local"] = local(Path(args.cache))
         result["local_fbnet"] = local(Path(args.cache), "fbnet", "proxy")
+    if args.part in ("retest", "all"):
+        result["retest"] = {name: retest(name) for name in ("nb201", "fbnet")}
     if args.part in ("training", "all"):
         result["training"] = training(Path(args.cache))
     if args.part in ("ray", "all"):

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch_geometric.nn.models import MLP
-
+from .layers import MLP
 from .layout import LayoutTensors
 
 
@@ -33,7 +32,7 @@ class AutoregressiveModel(nn.Module):
         self.cell = nn.GRUCell(hidden, hidden)
         self.gate = nn.Linear(hidden, hidden)
         self.message = nn.Linear(hidden, hidden, bias=False)
-        self.head = MLP([3 * hidden, hidden, len(layout.vocab)], norm=None)
+        self.head = MLP([3 * hidden, hidden, len(layout.vocab)])
 
     def _incoming(self, states: torch.Tensor, v: int) -> torch.Tensor:
         preds = self.layout.predecessors[v]

@@ -2,7 +2,7 @@
 
 Forward process: each slot's op is replaced by a mask token independently with
 probability ``t`` (t in [0, 1]). The denoiser, a direction-aware GIN over the
-space's template DAG (torch_geometric ``GINConv``) with the time as input,
+space's template DAG (:class:`~generators.layers.TemplateGINConv`) with the time as input,
 predicts every masked slot's op from the unmasked ones; training is
 cross-entropy on the masked slots (the MaskGIT / MDLM simplification of the
 D3PM bound). Sampling starts fully masked and, over ``steps`` steps, unmasks
@@ -17,9 +17,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch_geometric.nn import GINConv
-from torch_geometric.nn.models import MLP
-
+from .layers import MLP, TemplateGINConv
 from .layout import LayoutTensors
 
 
@@ -31,33 +29,21 @@ class MaskedDiffusionModel(nn.Module):
         self.layout = layout
         self.token = nn.Embedding(len(layout.vocab), hidden)
         self.position = nn.Embedding(layout.num_nodes, hidden)
-        self.time = MLP([1, hidden, hidden], norm=None)
-        self.forward_convs = nn.ModuleList(GINConv(MLP([hidden, hidden, hidden], norm=None), train_eps=True) for _ in range(layers))
-        self.backward_convs = nn.ModuleList(GINConv(MLP([hidden, hidden, hidden], norm=None), train_eps=True) for _ in range(layers))
+        self.time = MLP([1, hidden, hidden])
+        edges, n = layout.edge_index, layout.num_nodes
+        self.forward_convs = nn.ModuleList(TemplateGINConv(MLP([hidden] * 3), edges, n) for _ in range(layers))
+        self.backward_convs = nn.ModuleList(TemplateGINConv(MLP([hidden] * 3), edges.flip(0), n) for _ in range(layers))
         self.context = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(layers))
-        self.head = MLP([hidden, hidden, len(layout.vocab)], norm=None)
-        self._edges: dict[int, torch.Tensor] = {}
-
-    def _batched_edges(self, b: int) -> torch.Tensor:
-        if b not in self._edges:
-            if len(self._edges) > 8:
-                self._edges.clear()
-            self._edges[b] = self.layout.batched_edges(b)
-        return self._edges[b]
+        self.head = MLP([hidden, hidden, len(layout.vocab)])
 
     def forward(self, choices: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, S, O]`` over each slot's options, given ``[B, S]`` option
         indices with -1 for masked slots and ``[B]`` times."""
-        b, n = choices.size(0), self.layout.num_nodes
         tokens = self.layout.node_tokens(choices)
         h = self.token(tokens) + self.position.weight + self.time(t.view(-1, 1)).unsqueeze(1)  # [B, N, H]
-        edges = self._batched_edges(b)
-        flat = h.reshape(b * n, -1)
         for fwd, bwd, ctx in zip(self.forward_convs, self.backward_convs, self.context):
-            graph = ctx(flat.view(b, n, -1).mean(dim=1)).repeat_interleave(n, dim=0)
-            flat = torch.relu(fwd(flat, edges) + bwd(flat, edges.flip(0)) + graph) + flat
-        slot_states = flat.view(b, n, -1)[:, self.layout.slot_nodes]  # [B, S, H]
-        return self.layout.option_logits(self.head(slot_states))
+            h = torch.relu(fwd(h) + bwd(h) + ctx(h.mean(dim=1)).unsqueeze(1)) + h
+        return self.layout.option_logits(self.head(h[:, self.layout.slot_nodes]))
 
     def loss(self, choices: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the masked slots at a random time per graph."""

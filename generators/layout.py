@@ -60,8 +60,3 @@ class LayoutTensors:
         idx = self.option_tokens.expand(token_logits.size(0), -1, -1)
         logits = token_logits.gather(2, idx)
         return logits.masked_fill(~self.option_valid, float("-inf"))
-
-    def batched_edges(self, b: int) -> torch.Tensor:
-        """Template edges of ``b`` graphs stacked as one disconnected graph."""
-        offsets = torch.arange(b).repeat_interleave(self.edge_index.size(1)) * self.num_nodes
-        return self.edge_index.repeat(1, b) + offsets

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+import numpy as np
+import torch
+
 from .calibration import CalibrationPrior
-from .model import EmbeddingPredictor
+from .model import PackedEmbeddingPredictor
 from .predictor import MetricPredictor
 
 
@@ -17,14 +20,18 @@ def pack_predictor(p: MetricPredictor) -> dict:
         "norms": {t: list(v) for t, v in p.norms.items()},
         "state": {k: v.detach().clone() for k, v in p.model.state_dict().items()},
         "prior": {**asdict(p.prior), "noise_grid": list(p.prior.noise_grid)},
+        "feature_table": None if p.feature_table is None else torch.from_numpy(np.ascontiguousarray(p.feature_table)),
     }
 
 
 def unpack_predictor(space, d: dict) -> MetricPredictor:
-    model = EmbeddingPredictor(d["targets"], **d["config"])
-    model.load_state_dict(d["state"])
+    """The predictor of :func:`pack_predictor`'s dict; its network is built on
+    first use (see :class:`~predictors.model.PackedEmbeddingPredictor`)."""
+    table = d.get("feature_table")
     return MetricPredictor(
-        space=space, model=model, kind=d["kind"], unit=d["unit"], normalisation=d["normalisation"],
-        view=d["view"], norms={t: tuple(v) for t, v in d["norms"].items()},
+        space=space, model=PackedEmbeddingPredictor(d["targets"], d["config"], d["state"]), kind=d["kind"],
+        unit=d["unit"], normalisation=d["normalisation"], view=d["view"],
+        norms={t: tuple(v) for t, v in d["norms"].items()},
         prior=CalibrationPrior(**{**d["prior"], "noise_grid": tuple(d["prior"]["noise_grid"])}),
+        feature_table=None if table is None else table.numpy(),
     )

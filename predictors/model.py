@@ -13,8 +13,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from graph_encoders import build_encoder
-
 
 class EmbeddingPredictor(nn.Module):
     """``y[m, a, t] = w_m[t] . [1, f_m(a)]`` for ``members`` independently
@@ -29,6 +27,8 @@ class EmbeddingPredictor(nn.Module):
         hidden: int = 64,
         seed: int = 0,
     ):
+        from graph_encoders import build_encoder  # torch_geometric: imported when a network is built
+
         super().__init__()
         if members < 1 or rank < 1:
             raise ValueError(f"members and rank must be >= 1, got {members}, {rank}")
@@ -56,3 +56,50 @@ class EmbeddingPredictor(nn.Module):
     def forward(self, batch) -> torch.Tensor:
         """``[members, num_graphs, num_targets]`` normalised predictions."""
         return torch.einsum("enr,etr->ent", self.features(batch), self.weights)
+
+
+class PackedEmbeddingPredictor:
+    """An :class:`EmbeddingPredictor` kept as its targets, config and state dict,
+    built into the network only when an architecture must be encoded.
+
+    Reading targets and their embeddings needs no network; building one imports
+    torch_geometric (about 1.8 s). A bundle whose features are precomputed for
+    every architecture of its space (:attr:`~predictors.predictor.MetricPredictor.feature_table`)
+    therefore predicts, calibrates and generates without ever building it.
+    """
+
+    def __init__(self, targets: list[str], config: dict, state: dict[str, torch.Tensor]):
+        self.targets = list(targets)
+        self.config = dict(config)
+        weights = state.get("weights")
+        expected = (self.members, len(self.targets), int(self.config["rank"]) + 1)
+        if not isinstance(weights, torch.Tensor) or tuple(weights.shape) != expected:
+            found = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
+            raise ValueError(f"target embeddings of shape {expected} expected, found {found}")
+        self._state = state
+        self._network: EmbeddingPredictor | None = None
+
+    @property
+    def members(self) -> int:
+        return int(self.config["members"])
+
+    @property
+    def weights(self) -> torch.Tensor:
+        return self._state["weights"]
+
+    @property
+    def network(self) -> EmbeddingPredictor:
+        if self._network is None:
+            network = EmbeddingPredictor(self.targets, **self.config)
+            network.load_state_dict(self._state)
+            self._network = network.eval()
+        return self._network
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self._state
+
+    def eval(self) -> PackedEmbeddingPredictor:
+        return self
+
+    def features(self, batch) -> torch.Tensor:
+        return self.network.features(batch)

@@ -15,16 +15,18 @@ import numpy as np
 import torch
 
 from archgen.errors import InvalidArchError, UnknownNameError
-from graph_encoders import GraphBatcher
 
 from .calibration import CalibrationPrior, LinearPosterior, calibrate_member
-from .model import EmbeddingPredictor
+from .model import EmbeddingPredictor, PackedEmbeddingPredictor
 
 #: how targets are normalised: latency as a ratio to the target's mean (scale-free
 #: shape, multiplicative device differences); accuracy standardised
 NORMALISATIONS = ("ratio", "standard")
 #: architectures whose features are kept (about 200 bytes each)
 FEATURE_CACHE_SIZE = 500_000
+#: spaces with at most this many architectures get every feature precomputed
+#: (:meth:`MetricPredictor.precompute_features`; NAS-Bench-201: 15,625 archs, 1.7 MB)
+FEATURE_TABLE_MAX_ARCHS = 100_000
 
 
 def normalise(values: np.ndarray, normalisation: str) -> tuple[np.ndarray, float, float]:
@@ -46,7 +48,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def encode(model: EmbeddingPredictor, batcher: GraphBatcher, archs: list[str], chunk: int = 8192) -> np.ndarray:
+def encode(model, batcher, archs: list[str], chunk: int = 8192) -> np.ndarray:
     """``[members, n, p]`` features of ``archs``, computed ``chunk`` graphs at a time."""
     return np.concatenate(
         [model.features(batcher.batch(archs[i : i + chunk])).double().numpy() for i in range(0, len(archs), chunk)],
@@ -98,6 +100,8 @@ class _Target:
     scale: float
     noise: float  # residual std in normalised units
     posteriors: list[LinearPosterior] | None = None  # set for calibrated targets
+    archs: list[str] | None = None  # what a calibrated target was calibrated from
+    values: np.ndarray | None = None
 
 
 @dataclass
@@ -105,23 +109,30 @@ class MetricPredictor:
     """A metric over one space: known targets from pretraining, more by calibration."""
 
     space: object
-    model: EmbeddingPredictor
+    model: EmbeddingPredictor | PackedEmbeddingPredictor
     kind: str  # "latency" or "accuracy"
     unit: str
     normalisation: str
     view: str
     norms: dict[str, tuple[float, float, float]]  # known target -> (offset, scale, noise)
     prior: CalibrationPrior = field(default_factory=CalibrationPrior)
+    #: ``[members, space.size, p]`` float32 features of every architecture in
+    #: :meth:`enumerate` order, for small enumerable spaces (None elsewhere)
+    feature_table: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
         self.model.eval()
-        self._batcher = GraphBatcher(self.space, self.view)
         self._targets: dict[str, _Target] = {
             t: _Target(*self.norms[t]) for t in self.model.targets
         }
         self._feature_cache: dict[str, np.ndarray] = {}
+        self._batcher = None
+        if self.feature_table is not None:
+            expected = (self.model.members, self.space.size, self.model.config["rank"] + 1)
+            if tuple(self.feature_table.shape) != expected:
+                raise ValueError(f"feature table has shape {tuple(self.feature_table.shape)}, expected {expected}")
 
     # -- names ---------------------------------------------------------------------
     @property
@@ -151,11 +162,31 @@ class MetricPredictor:
             raise InvalidArchError(f"expected a list of architectures, got {type(archs).__name__}")
         return [self.space.coerce(a) for a in archs]
 
+    def _encode(self, archs: list[str]) -> np.ndarray:
+        if self._batcher is None:
+            from graph_encoders import GraphBatcher  # torch_geometric: only where something is encoded
+
+            self._batcher = GraphBatcher(self.space, self.view)
+        return encode(self.model, self._batcher, archs)
+
+    def precompute_features(self) -> None:
+        """Encode every architecture of a small enumerable space once into
+        :attr:`feature_table` (saved with the bundle): predictions then never run
+        the encoder, and loading a bundle needs no torch_geometric."""
+        size = self.space.size
+        if size is None or size > FEATURE_TABLE_MAX_ARCHS:
+            raise ValueError(f"the {self.space.name} space has {size or 'too many'} architectures; a feature "
+                             f"table is for enumerable spaces of at most {FEATURE_TABLE_MAX_ARCHS:,}")
+        self.feature_table = self._encode(list(self.space.enumerate())).astype(np.float32)
+
     def features(self, archs: list[str]) -> np.ndarray:
-        """``[members, n, p]`` features of canonical arch strings (cached per arch)."""
+        """``[members, n, p]`` features of canonical arch strings (from the feature
+        table where there is one, else encoded and cached per arch)."""
+        if self.feature_table is not None:
+            return self.feature_table[:, [self.space.index_of(a) for a in archs]].astype(np.float64)
         missing = list(dict.fromkeys(a for a in archs if a not in self._feature_cache))
         if missing:
-            feats = encode(self.model, self._batcher, missing)
+            feats = self._encode(missing)
             for j, a in enumerate(missing):
                 if len(self._feature_cache) >= FEATURE_CACHE_SIZE:
                     self._feature_cache.pop(next(iter(self._feature_cache)))
@@ -225,11 +256,30 @@ class MetricPredictor:
         rel = self.prior.noise_scale(z)
         posteriors = [calibrate_member(known[e], phi[e], z, self.prior, rel) for e in range(self.model.members)]
         seconds = time.perf_counter() - start
-        self._targets[name] = _Target(offset, scale, 0.0, posteriors)
+        self._targets[name] = _Target(offset, scale, 0.0, posteriors, archs, y)
         fitted = self.predict(archs, name).mean
         rho = _spearman(fitted, y) if len(y) > 2 else float("nan")
         noise = scale * float(np.sqrt(np.mean([p.noise for p in posteriors])))
         return Calibration(name, len(y), seconds, rho, noise)
+
+    def measurements(self, name: str) -> tuple[list[str], np.ndarray]:
+        """The architectures and values calibrated target ``name`` was calibrated from."""
+        tgt = self._target(name)
+        if tgt.archs is None:
+            raise ValueError(f"{name!r} is a pretrained {self.kind} target; it has no calibration measurements")
+        return list(tgt.archs), tgt.values.copy()
+
+    def add_measurements(self, name: str, archs, values) -> Calibration:
+        """Recalibrate calibrated target ``name`` from its measurements plus these
+        (an architecture measured again takes its new value)."""
+        old_archs, old_values = self.measurements(name)
+        merged = dict(zip(old_archs, old_values.tolist()))
+        new = self.coerce(archs)
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        if len(new) != len(values):
+            raise ValueError(f"got {len(new)} architectures but {len(values)} values")
+        merged.update(zip(new, values.tolist()))
+        return self.calibrate(name, list(merged), list(merged.values()), replace=True)
 
     def tune_prior(
         self,

@@ -70,3 +70,26 @@ def test_unknown_space():
 
 def test_table_is_read_only_view_of_numbers(nb201_table):
     assert np.isfinite(nb201_table.latency_matrix()).all()
+
+
+def test_processed_table_cache_is_exact_and_self_healing(data_root, monkeypatch, tmp_path):
+    """Parsed tables are kept under tables/ beside the measurement cache; a
+    corrupt one is parsed again and replaced, never an error."""
+    import archgen.data as data
+
+    monkeypatch.setenv("ARCHGEN_CACHE", str(tmp_path / "m.sqlite"))
+    data._load_table.cache_clear()
+    first = load_table("nb201", data_root)
+    files = list((tmp_path / "tables").glob("nb201-*.npz"))
+    assert len(files) == 1
+    data._load_table.cache_clear()
+    again = load_table("nb201", data_root)  # from the processed file
+    assert again.archs == first.archs and again.tasks == first.tasks and again.devices == first.devices
+    assert np.array_equal(again.latency_matrix(), first.latency_matrix())
+    assert np.array_equal(again.accuracy("cifar100"), first.accuracy("cifar100"))
+    files[0].write_bytes(b"not an npz")
+    data._load_table.cache_clear()
+    healed = load_table("nb201", data_root)
+    assert np.array_equal(healed.latency_matrix(), first.latency_matrix())
+    assert files[0].read_bytes()[:2] == b"PK"  # rewritten
+    data._load_table.cache_clear()

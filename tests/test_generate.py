@@ -173,3 +173,44 @@ def test_without_benchmark_data_true_metrics_stay_none(tmp_path):
     assert all(c.true_accuracy is None and c.true_latency_ms is None for c in cands)
     assert cands.report.regret is None and cands.report.oracle_accuracy is None
     assert plot_generation(ag, cands, tmp_path / "p.png").stat().st_size > 10_000  # predicted backdrop
+
+
+def test_measuring_while_generating_keeps_the_budget_by_measurement(ag, nb201, nb201_table):
+    """Hardware in the loop: the candidates that decide the answer are measured
+    (here the table stands in for the device), the calibrated device learns each
+    measurement, and the top candidates come back measured within budget."""
+    lat = nb201_table.latency("silver_4114")
+    calls = []
+
+    def measure(archs):
+        calls.append(list(archs))
+        return lat[nb201_table.rows(archs)].tolist()
+
+    archs = nb201.sample(10, seed=0)
+    ag.calibrate_device("board_loop", archs, lat[nb201_table.rows(archs)], replace=True)
+    budget = float(np.percentile(lat, 40))
+    cands = ag.generate("cifar100", "board_loop", budget, n=2, seed=0, samples=200, measure=measure, measurements=6)
+    spent = cands.report.measurements
+    assert 1 <= spent <= 6 and len(calls) == spent and all(len(c) == 1 for c in calls)
+    measured_archs, values = ag.bundle.latency.measurements("board_loop")
+    assert len(measured_archs) == 10 + spent  # the device keeps what the loop measured
+    for c in cands:
+        if c.measured_latency_ms is not None:
+            assert c.measured_latency_ms == pytest.approx(lat[nb201_table.row_of[c.arch]]) and c.measured_latency_ms <= budget
+    assert cands[0].measured_latency_ms is not None  # the top answer is a measured one
+    again = ag.generate("cifar100", "board_loop", budget, n=2, seed=0, samples=200, measure=measure, measurements=6)
+    assert again.report.measurements <= spent  # what it measured before is known now
+    ag.bundle.latency.forget("board_loop")
+
+
+def test_measuring_while_generating_bad_input(ag, nb201):
+    with pytest.raises(ValueError, match="needs a budget .* and measure="):
+        ag.generate("cifar100", "pixel3", 12.0, n=1, samples=50, measurements=3)
+    with pytest.raises(ValueError, match="measurements must be an int >= 0"):
+        ag.generate("cifar100", "pixel3", 12.0, n=1, samples=50, measure=lambda a: [1.0], measurements=-1)
+    with pytest.raises(ValueError, match=r"measure\(\) returned -1.0 ms for"):
+        ag.generate("cifar100", "pixel3", 12.0, n=1, samples=50, measure=lambda a: [-1.0], measurements=2)
+    with pytest.raises(ValueError, match=r"measure\(\) returned 2 values for 1 architecture"):
+        ag.generate("cifar100", "pixel3", 12.0, n=1, samples=50, measure=lambda a: [1.0, 2.0], measurements=2)
+    with pytest.raises(ValueError, match="pretrained latency target; it has no calibration measurements"):
+        ag.bundle.latency.measurements("pixel3")

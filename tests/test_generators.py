@@ -109,3 +109,28 @@ def test_pack_round_trip_is_exact(gen, nb201):
 def test_unknown_generator_kind(nb201, train_archs):
     with pytest.raises(UnknownNameError, match="unknown generator 'gan'; valid: autoregressive, diffusion"):
         fit_generator(nb201, train_archs, "gan", TINY, progress=False)
+
+
+def test_template_layers_compute_what_torch_geometric_does(nb201):
+    """The generators' dense template GIN and MLP are torch_geometric's GINConv and
+    MLP with the same parameters (so trained generators load either way)."""
+    from torch_geometric.nn import GINConv
+    from torch_geometric.nn.models import MLP as PygMLP
+
+    from generators.layers import MLP, TemplateGINConv
+
+    layout = LayoutTensors(nb201.decisions)
+    torch.manual_seed(0)
+    ours = TemplateGINConv(MLP([8, 8, 8]), layout.edge_index, layout.num_nodes)
+    ref = GINConv(PygMLP([8, 8, 8], norm=None), train_eps=True)
+    with torch.no_grad():
+        ours.eps.fill_(0.3)
+    assert set(ours.state_dict()) == set(ref.state_dict())
+    ref.load_state_dict(ours.state_dict())
+    h = torch.randn(5, layout.num_nodes, 8)
+    offsets = torch.arange(5).repeat_interleave(layout.edge_index.size(1)) * layout.num_nodes
+    edges = layout.edge_index.repeat(1, 5) + offsets  # the 5 graphs as one disconnected graph
+    expected = ref(h.reshape(-1, 8), edges).view(5, layout.num_nodes, 8)
+    assert torch.allclose(ours(h), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="at least an input and an output width"):
+        MLP([8])

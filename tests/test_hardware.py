@@ -52,9 +52,24 @@ def test_measure_latency_reports_median_and_spread(exported):
     assert m.spread_ms >= 0 and m.to_dict()["median_ms"] == m.median_ms
 
 
+def test_interleaved_rounds_report_the_lowest_round(exported, nb201, tmp_path):
+    from archgen.hardware import measure_latencies
+
+    _, path = exported
+    other = to_onnx(nb201.to_module(nb201.format(["skip_connect"] * 6)), tmp_path / "skip.onnx")
+    ms = measure_latencies([path, other], warmup=1, repeats=4, rounds=3)
+    for m in ms:
+        assert m.rounds == 3 and m.repeats == 12
+        assert 0 < m.floor_ms <= m.median_ms  # the lowest round's p10 is at most the pooled median
+    with pytest.raises(ValueError, match="rounds must be an int >= 1, got 0"):
+        measure_latencies([path], rounds=0)
+    with pytest.raises(ValueError, match="got 2 ONNX files but 1 input shapes"):
+        measure_latencies([path, other], [(1, 3, 32, 32)])
+
+
 def test_measure_bad_arguments(exported, tmp_path):
     _, path = exported
-    with pytest.raises(ValueError, match="repeats must be a positive int"):
+    with pytest.raises(ValueError, match="repeats must be an int >= 1, got 0"):
         measure_latency(path, repeats=0)
     with pytest.raises(ValueError, match="threads must be a positive int"):
         measure_latency(path, threads=0)

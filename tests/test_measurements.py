@@ -67,19 +67,20 @@ def test_interrupted_run_keeps_finished_measurements(nb201, tmp_path, monkeypatc
     import archgen.measurements as measurements
 
     path = tmp_path / "m.sqlite"
-    real, calls = measurements.measure_latency, []
+    real, calls = measurements.measure_latencies, []
 
     def flaky(*args, **kwargs):
-        if len(calls) == 2:
+        if len(calls) == 1:
             raise KeyboardInterrupt
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(measurements, "measure_latency", flaky)
+    monkeypatch.setattr(measurements, "MEASURE_CHUNK", 2)  # archs are timed two at a time, interleaved
+    monkeypatch.setattr(measurements, "measure_latencies", flaky)
     archs = nb201.sample(4, seed=6)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt):  # during the second pair
         measure_archs(nb201, archs, FAST, cache=path, progress=False)
-    monkeypatch.setattr(measurements, "measure_latency", real)
+    monkeypatch.setattr(measurements, "measure_latencies", real)
     again = measure_archs(nb201, archs, FAST, cache=path, progress=False)
     assert [r.cached for r in again] == [True, True, False, False]
 
@@ -126,7 +127,7 @@ def test_cli_measure_many_with_csv(tmp_path, capsys, nb201):
     assert main(["measure", "--sample", "2", "--seed", "3", "--repeats", "2", "--warmup", "0", "--csv", str(out),
                  "--cache", str(tmp_path / "c.sqlite"), "--no-progress"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and all("ms median" in x for x in lines)
+    assert len(lines) == 2 and all("lowest round's p10" in x and "5 x 2 runs" in x for x in lines)
     rows = list(csv.DictReader(open(out)))
     assert [r["arch"] for r in rows] == nb201.sample(2, seed=3) and all(float(r["latency_ms"]) > 0 for r in rows)
     assert main(["measure", "--sample", "2", "--seed", "3", "--repeats", "2", "--warmup", "0",
@@ -145,3 +146,15 @@ def test_cli_generate_local_with_verify(tmp_path, capsys):
     assert "measured here ms" in captured.out.splitlines()[0]
     measured = [float(line.split()[-2]) for line in captured.out.splitlines()[1:3]]
     assert all(np.isfinite(measured)) and all(m > 0 for m in measured)
+
+
+def test_cli_generate_local_measures_while_generating(tmp_path, capsys):
+    code = main(["generate", "--task", "cifar10", "--device", "local", "--local-k", "3", "--max-latency-ms", "1000",
+                 "-n", "1", "--samples", "30", "--measurements", "2", "--cache", str(tmp_path / "c.sqlite")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "measured here ms" in captured.out.splitlines()[0]
+    assert float(captured.out.splitlines()[1].split()[-2]) > 0  # the top candidate was measured here
+    assert main(["generate", "--task", "cifar10", "--device", "pixel3", "--max-latency-ms", "10",
+                 "--measurements", "2"]) == 2
+    assert "it needs --device local" in capsys.readouterr().err

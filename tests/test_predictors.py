@@ -12,7 +12,8 @@ from archgen.errors import InvalidArchError, UnknownNameError
 from graph_encoders import GraphBatcher, build_encoder
 from archgen.bundle import Bundle
 from archgen.errors import BundleError
-from predictors.fit import ACCURACY_FIT, LATENCY_FIT, SMALL_TABLE_LATENCY_WIDTH, fit_predictor, for_table
+from predictors.fit import (ACCURACY_FIT, FULL_TABLE_ACCURACY, LATENCY_FIT, SMALL_TABLE_LATENCY_WIDTH,
+                            fit_predictor, for_table)
 
 TRAIN_DEVICES = ["1080ti_1", "gold_6240", "samsung_a50", "titanxp_32"]
 HELD_OUT = "pixel3"
@@ -170,5 +171,40 @@ def test_small_tables_train_longer_and_widen_only_latency():
     assert (small_latency.hidden, small_latency.rank) == (SMALL_TABLE_LATENCY_WIDTH["hidden"],
                                                           SMALL_TABLE_LATENCY_WIDTH["rank"])
     assert (small_accuracy.hidden, small_accuracy.rank) == (ACCURACY_FIT.hidden, ACCURACY_FIT.rank)
+    full_accuracy = for_table(ACCURACY_FIT, 15_625, "accuracy")  # every label of a large table: wider, longer
+    assert full_accuracy == replace(ACCURACY_FIT, **FULL_TABLE_ACCURACY)
     with pytest.raises(ValueError, match="kind must be"):
         for_table(LATENCY_FIT, 5_000, "power")
+
+
+def test_feature_table_gives_the_encoder_s_features(small, nb201):
+    """NB201 is small enough to encode once: the table holds exactly what the
+    encoder computes, and a predictor without it encodes on demand."""
+    lat = small.latency
+    assert lat.feature_table is not None and lat.feature_table.shape == (2, nb201.size, 9)
+    archs = nb201.sample(30, seed=8)
+    fresh = type(lat)(nb201, lat.model, lat.kind, lat.unit, lat.normalisation, lat.view, lat.norms, lat.prior)
+    assert fresh.feature_table is None
+    assert np.array_equal(lat.features(archs), fresh.features(archs))
+    assert np.array_equal(lat.predict(archs, "gold_6240").mean, fresh.predict(archs, "gold_6240").mean)
+
+
+def test_feature_table_needs_a_small_enumerable_space(small):
+    from archgen.spaces import get_space
+
+    lat = small.latency
+    fbnet = type(lat)(get_space("fbnet"), lat.model, lat.kind, lat.unit, lat.normalisation, lat.view, lat.norms)
+    with pytest.raises(ValueError, match="a feature table is for enumerable spaces"):
+        fbnet.precompute_features()
+    with pytest.raises(ValueError, match="feature table has shape"):
+        type(lat)(lat.space, lat.model, lat.kind, lat.unit, lat.normalisation, lat.view, lat.norms,
+                  feature_table=lat.feature_table[:, :10])
+
+
+def test_inconsistent_bundle_embeddings_are_refused(small, tmp_path):
+    path = small.save(tmp_path / "b.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["latency"]["state"]["weights"] = payload["latency"]["state"]["weights"][:, :2]
+    torch.save(payload, tmp_path / "cut.pt")
+    with pytest.raises(BundleError, match="incomplete or inconsistent: target embeddings of shape"):
+        Bundle.load(tmp_path / "cut.pt")

@@ -158,6 +158,10 @@ class SearchSpace(ABC):
     def enumerate(self) -> Iterator[str]:
         raise NotImplementedError(f"the {self.name} space is too large to enumerate")
 
+    def index_of(self, arch: str) -> int:
+        """Position of the canonical string ``arch`` in :meth:`enumerate` order."""
+        raise NotImplementedError(f"the {self.name} space is too large to enumerate")
+
     # -- building -----------------------------------------------------------------
     def input_shape_of(self, arch: str) -> tuple[int, int, int]:
         """Input tensor shape (C, H, W) of ``arch``'s network: :attr:`input_shape`,

@@ -9,6 +9,7 @@ the ops entering cell node i (or the input) and feeds those leaving cell node j.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -63,6 +64,14 @@ def _canonical_ops(text) -> tuple[str, ...] | None:
     return match.groups() if match and all(op in OPS for op in match.groups()) else None
 
 
+@functools.cache
+def _all_archs() -> tuple[tuple[str, ...], dict[str, int]]:
+    """Every canonical arch string in index order, and the index of each: the
+    space is small enough that strings are built once and then looked up."""
+    archs = tuple(NB201Space.format(ops) for ops in itertools.product(OPS, repeat=len(EDGES)))
+    return archs, {a: i for i, a in enumerate(archs)}
+
+
 @functools.lru_cache(maxsize=256)
 def _wiring(view: str, none_mask: tuple[bool, ...]) -> tuple[tuple[int, ...], np.ndarray]:
     """Kept template nodes and edge_index of a cell whose ``none`` edges are ``none_mask``."""
@@ -83,7 +92,9 @@ class NB201Space(SearchSpace):
 
     # -- strings ------------------------------------------------------------------
     def parse(self, text: str) -> str:
-        return text if _canonical_ops(text) else self.format(self.parse_ops(text))
+        if isinstance(text, str) and text in _all_archs()[1]:
+            return text
+        return self.format(self.parse_ops(text))
 
     def parse_ops(self, text: str) -> tuple[str, ...]:
         """The six edge ops of an arch string, in :data:`EDGES` order."""
@@ -148,6 +159,9 @@ class NB201Space(SearchSpace):
 
     def index_of(self, arch: str) -> int:
         """Position of ``arch`` in :meth:`enumerate` order (base-5 code of the ops)."""
+        index = _all_archs()[1].get(arch)
+        if index is not None:
+            return index
         code = 0
         for op in self.parse_ops(arch):
             code = code * len(OPS) + OPS.index(op)
@@ -156,15 +170,10 @@ class NB201Space(SearchSpace):
     def arch_at(self, index: int) -> str:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < NUM_ARCHS:
             raise InvalidArchError(f"NAS-Bench-201 index must be an int in 0..{NUM_ARCHS - 1}, got {index!r}")
-        ops = []
-        for _ in EDGES:
-            index, r = divmod(index, len(OPS))
-            ops.append(OPS[r])
-        return self.format(tuple(reversed(ops)))
+        return _all_archs()[0][index]
 
     def enumerate(self) -> Iterator[str]:
-        for i in range(NUM_ARCHS):
-            yield self.arch_at(i)
+        return iter(_all_archs()[0])
 
     # -- graphs -------------------------------------------------------------------------
     def to_graph(self, arch: str) -> ArchGraph:
@@ -214,7 +223,10 @@ class NB201Space(SearchSpace):
 
     def decode_choices(self, choices) -> str:
         if len(choices) == len(EDGES) and all(type(c) is int and 0 <= c < len(OPS) for c in choices):
-            return self.format(tuple(OPS[c] for c in choices))  # fast path for generators
+            code = 0  # fast path for generators: option indices are the base-5 digits of the index
+            for c in choices:
+                code = code * len(OPS) + c
+            return _all_archs()[0][code]
         return self.format(tuple(OPS[c] for c in self._check_choices(choices)))
 
     # -- exploration ----------------------------------------------------------------------
