@@ -289,7 +289,8 @@ def generate(
             f"no architecture is predicted to run within {max_latency_ms} ms on {device!r}: the fastest of "
             f"{len(archs)} distinct samples, {archs[i]}, is predicted at {lat.mean[i]:.3f} ± {lat.std[i]:.3f} ms "
             f"({lat.upper(settings.margin)[i]:.3f} ms with the {settings.margin}-spread safety margin); "
-            "raise max_latency_ms or lower the margin"
+            "raise max_latency_ms, lower the margin, or measure candidates on the device while generating "
+            "(measurements=N with measure=; `--measurements N` for --device local)"
         )
 
     # rank: accuracy first, then among equals a measured one, then the faster; one per equivalence class
