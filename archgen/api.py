@@ -104,6 +104,14 @@ class ArchGen:
 
         return measure_archs(self.space, archs, settings or RuntimeSettings(), cache=cache, progress=progress)
 
+    def local_measure(self, *, settings=None, cache=None):
+        """``measure`` for ``generate(device="local", measurements=...)``: arch
+        strings -> latencies (ms) measured here with onnxruntime (:meth:`measure`, cached)."""
+        def measure(archs):
+            return [m.latency_ms for m in self.measure(archs, settings=settings, cache=cache, progress=False)]
+
+        return measure
+
     # -- prediction ----------------------------------------------------------------------
     def predict_latency(self, archs: Sequence[ArchLike], device: str):
         """Latency (ms) on ``device``: a :class:`~predictors.predictor.Prediction`
@@ -161,8 +169,7 @@ class ArchGen:
         given = {"samples": samples, "strength": strength, "proposals": proposals, "margin": margin}
         settings = replace(GuidanceSettings.for_space(self.space), **{k: v for k, v in given.items() if v is not None})
         if measurements and measure is None and device == "local":
-            def measure(archs):
-                return [m.latency_ms for m in self.measure(archs, progress=False)]
+            measure = self.local_measure()
         cands = generate(self.bundle, task=task, device=device, max_latency_ms=max_latency_ms, n=n,
                          generator=generator, seed=seed, settings=settings, data=self.data, measure=measure,
                          measurements=measurements)

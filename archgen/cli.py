@@ -412,14 +412,10 @@ def cmd_generate(args) -> int:
         if len(ag.tasks()) != 1:
             raise ValueError(f"give --task: one of {', '.join(ag.tasks())}")
         task = ag.tasks()[0]
-    measure = None
-    if args.measurements:
-        if args.device != "local":
-            raise ValueError("--measurements measures on this machine: it needs --device local "
-                             "(the Python API's generate(measure=...) takes any device)")
-
-        def measure(archs):
-            return [m.latency_ms for m in ag.measure(archs, cache=args.cache, progress=False)]
+    if args.measurements and args.device != "local":
+        raise ValueError("--measurements measures on this machine: it needs --device local "
+                         "(the Python API's generate(measure=...) takes any device)")
+    measure = ag.local_measure(cache=args.cache) if args.measurements else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GenerationWarning)
         cands = ag.generate(task, args.device, args.max_latency_ms, n=args.n, generator=args.generator,

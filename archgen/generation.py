@@ -275,13 +275,12 @@ def generate(
 
         ref = refine(bundle.latency, device, archs, acc.mean, keys, max_latency_ms, n, measure, measurements)
         measured, spent, lat = ref.measured, ref.spent, ref.latency
+    measured_ms = np.array([measured.get(a, np.nan) for a in archs])  # NaN: not measured
     if max_latency_ms is None:
         feasible = np.ones(len(archs), dtype=bool)
     else:  # a measured latency is a fact; the others are kept with the safety margin
-        feasible = lat.upper(settings.margin) <= max_latency_ms
-        for i, a in enumerate(archs):
-            if a in measured:
-                feasible[i] = measured[a] <= max_latency_ms
+        feasible = np.where(np.isnan(measured_ms), lat.upper(settings.margin) <= max_latency_ms,
+                            measured_ms <= max_latency_ms)
     novel = None if generator == RANDOM else gen.is_novel(archs)
     if not feasible.any():
         i = int(np.argmin(lat.upper(settings.margin)))
@@ -294,8 +293,7 @@ def generate(
         )
 
     # rank: accuracy first, then among equals a measured one, then the faster; one per equivalence class
-    unmeasured = np.array([a not in measured for a in archs])
-    order = np.lexsort(((lat.mean if lat is not None else np.zeros(len(archs))), unmeasured, -acc.mean))
+    order = np.lexsort(((lat.mean if lat is not None else np.zeros(len(archs))), np.isnan(measured_ms), -acc.mean))
     chosen, seen = [], set()
     for i in order:
         if feasible[i] and keys[i] not in seen:

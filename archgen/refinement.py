@@ -61,8 +61,6 @@ def refine(latency, device: str, archs: list[str], accuracy: np.ndarray, keys: l
     ``n`` best distinct ones under ``budget`` ms. ``latency`` is the latency
     :class:`~predictors.predictor.MetricPredictor`; a calibrated ``device`` is
     recalibrated with every measurement (and keeps them)."""
-    if isinstance(measurements, bool) or not isinstance(measurements, int) or measurements < 0:
-        raise ValueError(f"measurements must be an int >= 0, got {measurements!r}")
     acc = np.asarray(accuracy, dtype=np.float64)
     calibrated = device not in latency.known_targets
     measured: dict[str, float] = {}

@@ -56,10 +56,7 @@ def local(cache: Path, space_name: str = "nb201", task: str = "cifar10", seeds=(
            f"{EVAL}; budget at the median measured latency of those {EVAL}; top-5 candidates of each generator "
            f"measured for real, generated without and with measuring up to {LOOP} candidates here while generating"}
     rows = []
-
-    def measure(batch):
-        return [m.latency_ms for m in measure_archs(space, batch, cache=cache, progress=False)]
-
+    measure = ag.local_measure(cache=cache)
     for seed in seeds:
         pick = np.random.default_rng(seed).choice(len(archs), K, replace=False)
         rest = np.setdiff1d(np.arange(len(archs)), pick)

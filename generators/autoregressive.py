@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
 from .layers import MLP
 from .layout import LayoutTensors
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
 from .layers import MLP, TemplateGINConv
 from .layout import LayoutTensors
 

@@ -159,7 +159,7 @@ def fit_predictor(
         norms={n: (norms[n][0], norms[n][1], noise[n]) for n in names},
     )
     if space.size is not None and space.size <= FEATURE_TABLE_MAX_ARCHS:
-        predictor.precompute_features()
+        predictor.precompute_features(archs, phi)
     if config.tune_prior:
         floors = RELATIVE_FLOORS if normalisation == "ratio" else (None,)
         predictor.tune_prior(archs, targets, [replace(p, relative_floor=f) for p in PRIOR_GRID for f in floors])

@@ -169,15 +169,25 @@ class MetricPredictor:
             self._batcher = GraphBatcher(self.space, self.view)
         return encode(self.model, self._batcher, archs)
 
-    def precompute_features(self) -> None:
+    def precompute_features(self, archs: list[str] | None = None, features: np.ndarray | None = None) -> None:
         """Encode every architecture of a small enumerable space once into
         :attr:`feature_table` (saved with the bundle): predictions then never run
-        the encoder, and loading a bundle needs no torch_geometric."""
+        the encoder, and loading a bundle needs no torch_geometric. ``features``
+        (``[members, len(archs), p]``) of ``archs`` already encoded are reused."""
         size = self.space.size
         if size is None or size > FEATURE_TABLE_MAX_ARCHS:
             raise ValueError(f"the {self.space.name} space has {size or 'too many'} architectures; a feature "
                              f"table is for enumerable spaces of at most {FEATURE_TABLE_MAX_ARCHS:,}")
-        self.feature_table = self._encode(list(self.space.enumerate())).astype(np.float32)
+        table = np.zeros((self.model.members, size, self.model.config["rank"] + 1), dtype=np.float32)
+        done = np.zeros(size, dtype=bool)
+        if archs is not None:
+            rows = [self.space.index_of(a) for a in archs]
+            table[:, rows], done[rows] = features, True
+        missing = np.flatnonzero(~done)
+        if len(missing):
+            every = list(self.space.enumerate())
+            table[:, missing] = self._encode([every[i] for i in missing])
+        self.feature_table = table
 
     def features(self, archs: list[str]) -> np.ndarray:
         """``[members, n, p]`` features of canonical arch strings (from the feature
