@@ -146,7 +146,8 @@ class ArchGen:
 
         ``generator``: ``"diffusion"`` or ``"autoregressive"`` (or ``"random"``, the
         unguided baseline, to compare with). The options left
-        as None take :meth:`GuidanceSettings.for_space <archgen.generation.GuidanceSettings.for_space>` defaults.
+        as None take :meth:`GuidanceSettings.for_space <archgen.generation.GuidanceSettings.for_space>` defaults
+        (more samples while measuring).
         Raises :class:`~archgen.errors.BudgetError` when no sample meets the
         budget and warns (:class:`~archgen.errors.GenerationWarning`) when fewer
         than ``n`` do. ``wandb=True`` logs the request, settings, candidates,
@@ -167,7 +168,8 @@ class ArchGen:
         from .generation import generate
 
         given = {"samples": samples, "strength": strength, "proposals": proposals, "margin": margin}
-        settings = replace(GuidanceSettings.for_space(self.space), **{k: v for k, v in given.items() if v is not None})
+        defaults = GuidanceSettings.for_space(self.space, measuring=bool(measurements))
+        settings = replace(defaults, **{k: v for k, v in given.items() if v is not None})
         if measurements and measure is None and device == "local":
             measure = self.local_measure()
         cands = generate(self.bundle, task=task, device=device, max_latency_ms=max_latency_ms, n=n,

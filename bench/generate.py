@@ -8,6 +8,8 @@
     python bench/generate.py --part exhaustive     # the predictors' ceiling: every arch scored, per margin
     python bench/generate.py --part loop           # HELP protocol, measuring candidates while generating
     python bench/generate.py --part accuracy       # choose the full-label accuracy predictor on VALIDATION devices
+    python bench/generate.py --part memory         # what the accuracy predictor's label memory is worth
+    python bench/generate.py --part noise          # what the tables' own latency noise leaves any predictor
 
 Held out: the predictors used by ``guidance``, ``conditioned`` and ``compare``
 are pretrained without the TEST and VALIDATION devices (the bundle is cached
@@ -15,14 +17,15 @@ under ``--cache``); each of those devices enters only through calibration with
 k=10 measured random architectures. Guidance settings are chosen on the
 VALIDATION devices only; figures are reported on the TEST devices only. The
 accuracy predictor is trained on the table's CIFAR-10 and CIFAR-100 columns
-(the task is known, as for the shipped bundle); ``--part conditioned`` also
-reports a stricter run where CIFAR-100 is held out as well and calibrated
-from k=20 labelled architectures.
+and remembers them (the task is known, as for the shipped bundle);
+``--part conditioned`` also reports a stricter run where CIFAR-100 is held out
+as well and calibrated from k=20 labelled architectures.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -43,6 +46,7 @@ from archgen.errors import BudgetError, GenerationWarning
 from archgen.generation import GuidanceSettings
 from archgen.pretrain import pretrain_bundle
 from archgen.spaces import get_space
+from predictors.fit import ACCURACY_FIT, LATENCY_FIT, for_table
 
 TEST_DEVICES = ("1080ti_1", "titanx_256", "titan_rtx_32", "silver_4210r", "pixel3", "samsung_a50")
 VALIDATION_DEVICES = ("2080ti_32", "gold_6240", "essential_ph_1")
@@ -56,8 +60,12 @@ def log(msg: str) -> None:
 
 
 def heldout_bundle(cache: Path) -> Bundle:
-    """The bench's bundle: everything as shipped, minus the TEST and VALIDATION devices."""
-    path = cache / "nb201-heldout-devices.pt"
+    """The bench's bundle: everything as shipped, minus the TEST and VALIDATION devices
+    (cached under a hash of the predictor settings: a changed one is never served stale)."""
+    n = len(load_table("nb201"))
+    configs = [for_table(LATENCY_FIT, n).to_dict(), for_table(ACCURACY_FIT, n, "accuracy").to_dict()]
+    tag = hashlib.sha256(json.dumps(configs, sort_keys=True).encode()).hexdigest()[:8]
+    path = cache / f"nb201-heldout-devices-{tag}.pt"
     if not path.is_file():
         log(f"pretraining the held-out bundle into {path} (a few minutes)")
         pretrain_bundle("nb201", exclude_devices=[*TEST_DEVICES, *VALIDATION_DEVICES], progress=False).save(path)
@@ -231,7 +239,7 @@ def conditioned(cache: Path, seeds=(0, 1, 2)) -> dict:
         log(f"{g}: {summarise(rows)}")
 
     # stricter: CIFAR-100 held out of the accuracy predictor too, calibrated from k=20 labels
-    from predictors.fit import ACCURACY_FIT, fit_predictor, for_table
+    from predictors.fit import fit_predictor
 
     space = get_space("nb201")  # what `archgen pretrain --exclude-tasks cifar100` trains
     acc = fit_predictor(space, list(table.archs), {"cifar10": table.accuracy("cifar10")}, kind="accuracy", unit="%",
@@ -258,19 +266,10 @@ def accuracy_settings() -> dict:
     latencies, rank the architectures under budgets at each device's 10th..90th
     latency percentile by predicted CIFAR-100 accuracy; the regret of the top one
     against the table's best isolates what the accuracy predictor costs a request."""
-    from predictors.fit import ACCURACY_FIT, fit_predictor
+    from predictors.fit import fit_predictor
 
     table, space = load_table("nb201"), get_space("nb201")
-    archs, acc = list(table.archs), table.accuracy("cifar100")
-
-    def regret(pred, devices, percentiles):
-        gaps = []
-        for device in devices:
-            lat = table.latency(device)
-            for pct in percentiles:
-                under = lat <= np.percentile(lat, pct)
-                gaps.append(acc[under].max() - acc[np.argmax(np.where(under, pred, -np.inf))])
-        return round(float(np.mean(gaps)), 3)
+    archs = list(table.archs)
 
     out = {"protocol": "accuracy predictor trained on all cifar10 + cifar100 labels (the task is known, as shipped); "
                        "true latencies; top predicted cifar100 arch under budgets at the 10..90th percentile",
@@ -280,42 +279,88 @@ def accuracy_settings() -> dict:
         pred = fit_predictor(space, archs, {t: table.accuracy(t) for t in ("cifar10", "cifar100")}, kind="accuracy",
                              unit="%", normalisation="standard", progress=False,
                              config=replace(ACCURACY_FIT, tune_prior=False, **fields)).predict(archs, "cifar100").mean
-        out["variants"][name] = {"validation_regret": regret(pred, VALIDATION_DEVICES, range(10, 100, 10)),
-                                 "test_regret_30_60_90": regret(pred, TEST_DEVICES, PERCENTILES),
+        out["variants"][name] = {"validation_regret": _true_latency_regret(table, pred, VALIDATION_DEVICES,
+                                                                           range(10, 100, 10)),
+                                 "test_regret_30_60_90": _true_latency_regret(table, pred, TEST_DEVICES, PERCENTILES),
                                  "train_s": round(time.perf_counter() - start, 1)}
         log(f"{name}: {out['variants'][name]}")
     out["chosen"] = min(out["variants"], key=lambda k: out["variants"][k]["validation_regret"])
     return out
 
 
+def _true_latency_regret(table, pred: np.ndarray, devices, percentiles) -> float:
+    """Mean regret of the top predicted CIFAR-100 arch under TRUE latency budgets."""
+    acc, gaps = table.accuracy("cifar100"), []
+    for device in devices:
+        lat = table.latency(device)
+        for pct in percentiles:
+            under = lat <= np.percentile(lat, pct)
+            gaps.append(acc[under].max() - acc[np.argmax(np.where(under, pred, -np.inf))])
+    return round(float(np.mean(gaps)), 3)
+
+
+def memory(cache: Path) -> dict:
+    """What the label memory (predictors.memory) of the bench bundle's accuracy
+    predictor is worth to a request: with TRUE latencies, the regret of the best
+    predicted CIFAR-100 arch under budgets at the 10th..90th (validation) and
+    30/60/90th (test) latency percentiles, network alone vs remembered labels."""
+    table = load_table("nb201")
+    acc = heldout_bundle(cache).accuracy
+    archs = list(table.archs)
+    out = {"protocol": " ".join(memory.__doc__.split())}
+    truth = table.accuracy("cifar100")
+    for label, remembered in (("network", False), ("remembered", True)):
+        pred = acc.predict(archs, "cifar100", remembered=remembered)
+        out[label] = {"validation_regret": _true_latency_regret(table, pred.mean, VALIDATION_DEVICES,
+                                                                range(10, 100, 10)),
+                      "test_regret_30_60_90": _true_latency_regret(table, pred.mean, TEST_DEVICES, PERCENTILES),
+                      "median_abs_error_points": round(float(np.median(np.abs(pred.mean - truth))), 3),
+                      "median_spread_points": round(float(np.median(pred.std)), 3)}
+    out["label_noise_points"] = {t: round(float(np.sqrt(v) * acc.scale(t)), 3)
+                                 for t, v in zip(acc.memory.targets, acc.memory.label_var)}
+    return out
+
+
 def loop(cache: Path, seeds=(0, 1, 2), per_request: int = 5) -> dict:
     """The HELP protocol with hardware in the loop (archgen.refinement): each request
-    may measure candidates on the device while generating. The loop's optimism is
-    swept on the VALIDATION devices; the TEST devices are reported under two
-    accountings: k=10 random calibration + up to 5 measurements per request, and
-    10 device measurements in all (4 random + up to 2 per request)."""
+    may measure candidates on the device while generating. On the VALIDATION
+    devices, the samples and proposals of a measuring request are swept (500 x 16
+    is a plain request's; the shipped MEASURING_SAMPLE_FACTOR / MEASURING_PROPOSALS
+    are the choice), then the loop's optimism at that choice; the TEST devices
+    are reported at the shipped settings under two accountings: k=10 random
+    calibration + up to 5 measurements per request, and 10 device measurements in
+    all (4 random + up to 2 per request)."""
     import archgen.refinement as refinement
 
     table = load_table("nb201")
     ag = ArchGen(heldout_bundle(cache))
-    settings = GuidanceSettings()
+    shipped = GuidanceSettings.for_space(ag.space, measuring=True)
     sweep = []
-    default = refinement.OPTIMISM
-    for optimism in (0.5, 1.0, 2.0):
-        refinement.OPTIMISM = optimism
-        rows = [r for g in GENERATORS for r in protocol_rows(ag, table, VALIDATION_DEVICES, g, settings, seeds[:2],
-                                                             measurements=per_request)]
-        sweep.append({"optimism": optimism, **summarise(rows)})
+
+    def run(settings, optimism=refinement.OPTIMISM):
+        refinement.OPTIMISM, default = optimism, refinement.OPTIMISM
+        try:
+            rows = [r for g in GENERATORS for r in protocol_rows(ag, table, VALIDATION_DEVICES, g, settings, seeds,
+                                                                 measurements=per_request)]
+        finally:
+            refinement.OPTIMISM = default
+        sweep.append({"samples": settings.samples, "proposals": settings.proposals, "optimism": optimism,
+                      **summarise(rows)})
         log(json.dumps(sweep[-1]))
-    refinement.OPTIMISM = default
+
+    for samples, proposals in ((500, 16), (2000, 8), (2000, 16)):
+        run(replace(shipped, samples=samples, proposals=proposals))
+    for optimism in (0.5, 2.0):
+        run(shipped, optimism)
     out = {"protocol": f"test devices {list(TEST_DEVICES)} held out of pretraining; budgets at the "
                        f"{list(PERCENTILES)}th latency percentile, asked in that order (the device keeps what it "
                        "measured); measure = the device's table column; cifar100, n=1",
-           "validation_sweep": sweep, "optimism": default}
+           "validation_sweep": sweep, "validation_choice": _choose(sweep),
+           "shipped": {"samples": shipped.samples, "proposals": shipped.proposals, "optimism": refinement.OPTIMISM}}
     for g in GENERATORS:
         for label, kwargs in ((f"k{K_DEVICE}_plus_{per_request}_per_request", {"measurements": per_request}),
                               ("10_measurements_in_all", {"k": 4, "measurements": 2, "total": 10})):
-            rows = protocol_rows(ag, table, TEST_DEVICES, g, settings, seeds, **kwargs)
+            rows = protocol_rows(ag, table, TEST_DEVICES, g, shipped, seeds, **kwargs)
             most = max(r.get("device_measurements_so_far", 0) for r in rows)
             out[f"{g}_{label}"] = {**summarise(rows), "max_device_measurements": most, "rows_detail": rows}
             log(f"{g} {label}: {summarise(rows)} max device measurements {most}")
@@ -373,6 +418,67 @@ def exhaustive(cache: Path, seeds=(0, 1, 2), margins=(0.0, 0.5, 1.0, 1.5, 2.0)) 
                            for m, r in rows.items()}}
 
 
+def noise_floor(folds: int = 5, margins=tuple(range(0, 31))) -> dict:
+    """How well could ANY predictor keep the HELP protocol's budgets without
+    measuring? Each TEST device's latency is fitted from 80% of its OWN 15,625
+    measurements (ridge on one-hot edge ops and their pairwise products, cross-fitted
+    in 5 folds): far more than k=10 gives. Ranked by TRUE accuracy (a perfect
+    accuracy predictor), the top architecture with ``prediction * (1 + m%) <=
+    budget`` is taken for each relative margin m. The residual error is the
+    table's own measurement noise; the margin it takes to keep >= 99% of rows
+    within budget, and the regret at that margin, bound every k=10 method."""
+    from archgen.spaces.nb201 import OPS
+
+    table, space = load_table("nb201"), get_space("nb201")
+    archs, acc = list(table.archs), table.accuracy("cifar100")
+    onehot = np.array([[op == o for op in space.parse_ops(a) for o in OPS] for a in archs], dtype=np.float64)
+    upper = np.triu_indices(onehot.shape[1], 1)
+    x = np.column_stack([np.ones(len(archs)), onehot, (onehot[:, :, None] * onehot[:, None, :])[:, upper[0], upper[1]]])
+    fold = np.random.default_rng(0).permutation(len(archs)) % folds
+    out = {"protocol": " ".join(noise_floor.__doc__.split()), "devices": {}}
+    rows = {m: [] for m in margins}
+    for device in TEST_DEVICES:
+        lat = table.latency(device)
+        pred = np.empty_like(lat)
+        for f in range(folds):
+            tr = fold != f
+            w = np.linalg.solve(x[tr].T @ x[tr] + 1e-2 * np.eye(x.shape[1]), x[tr].T @ lat[tr])
+            pred[~tr] = x[~tr] @ w
+        err = np.abs(pred / lat - 1)
+        dev = {"median_relative_error": round(float(np.median(err)), 4),
+               "p90_relative_error": round(float(np.percentile(err, 90)), 4)}
+        for pct in PERCENTILES:
+            budget = float(np.percentile(lat, pct))
+            oracle = float(acc[lat <= budget].max())
+            for m in margins:
+                i = int(np.argmax(np.where(pred * (1 + m / 100) <= budget, acc, -np.inf)))
+                rows[m].append((device, bool(lat[i] <= budget), oracle - float(acc[i])))
+        out["devices"][device] = dev
+        log(f"{device}: {dev}")
+    per_margin = {}
+    for m, r in rows.items():
+        per_margin[m] = {"within_budget": round(float(np.mean([w for _, w, _ in r])), 4),
+                         "mean_regret": round(float(np.mean([g for _, _, g in r])), 3)}
+        for device in TEST_DEVICES:
+            mine = [(w, g) for d, w, g in r if d == device]
+            out["devices"][device].setdefault("per_margin_pct", {})[m] = [
+                round(float(np.mean([w for w, _ in mine])), 3), round(float(np.mean([g for _, g in mine])), 3)]
+    safe = [m for m in margins if per_margin[m]["within_budget"] >= 0.99]
+    # in hindsight, each device its own smallest margin that keeps all its rows within budget
+    hindsight = {}
+    for device, dev in out["devices"].items():
+        ok = [m for m in margins if dev["per_margin_pct"][m][0] == 1.0]
+        hindsight[device] = {"margin_pct": ok[0], "regret": dev["per_margin_pct"][ok[0]][1]} if ok else None
+    out["per_device_margin_in_hindsight"] = hindsight
+    if all(hindsight.values()):
+        out["regret_with_per_device_margins_in_hindsight"] = round(float(np.mean(
+            [h["regret"] for h in hindsight.values()])), 3)
+    out["per_margin_pct"] = per_margin
+    out["smallest_margin_pct_for_99pct_within"] = safe[0] if safe else None
+    out["regret_at_that_margin"] = per_margin[safe[0]]["mean_regret"] if safe else None
+    return out
+
+
 def speed(cache: Path) -> dict:
     ag = ArchGen.pretrained("nb201")
     out = {"threads": __import__("torch").get_num_threads()}
@@ -415,7 +521,7 @@ def speed(cache: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["unconditional", "guidance", "conditioned", "loop", "compare", "speed",
-                                           "exhaustive", "accuracy", "all"],
+                                           "exhaustive", "accuracy", "memory", "noise", "all"],
                         default="all")
     parser.add_argument("--cache", default="/tmp/archgen-bench", help="folder for the held-out bench bundle")
     args = parser.parse_args()
@@ -438,6 +544,10 @@ def main() -> None:
         result["exhaustive"] = exhaustive(cache)
     if args.part in ("accuracy", "all"):
         result["accuracy"] = accuracy_settings()
+    if args.part in ("memory", "all"):
+        result["memory"] = memory(cache)
+    if args.part in ("noise", "all"):
+        result["noise"] = noise_floor()
     print(json.dumps(result, indent=2))
 
 

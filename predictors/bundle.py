@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .calibration import CalibrationPrior
+from .memory import LabelMemory
 from .model import PackedEmbeddingPredictor
 from .predictor import MetricPredictor
 
@@ -21,6 +22,7 @@ def pack_predictor(p: MetricPredictor) -> dict:
         "state": {k: v.detach().clone() for k, v in p.model.state_dict().items()},
         "prior": {**asdict(p.prior), "noise_grid": list(p.prior.noise_grid)},
         "feature_table": None if p.feature_table is None else torch.from_numpy(np.ascontiguousarray(p.feature_table)),
+        "memory": None if p.memory is None else p.memory.to_dict(),
     }
 
 
@@ -34,4 +36,5 @@ def unpack_predictor(space, d: dict) -> MetricPredictor:
         norms={t: tuple(v) for t, v in d["norms"].items()},
         prior=CalibrationPrior(**{**d["prior"], "noise_grid": tuple(d["prior"]["noise_grid"])}),
         feature_table=None if table is None else table.numpy(),
+        memory=None if d.get("memory") is None else LabelMemory.from_dict(d["memory"]),
     )

@@ -34,6 +34,9 @@ class FitConfig:
     #: choose the calibration prior by leave-one-target-out over the training
     #: targets (needs >= 3 of them)
     tune_prior: bool = True
+    #: remember the training labels (:mod:`predictors.memory`): labelled
+    #: architectures are then answered from them, the others by the network
+    remember_labels: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,8 +65,9 @@ SMALL_TABLE_LATENCY_WIDTH = {"hidden": 96, "rank": 16}
 #: VALIDATION devices of ``bench/generate.py --part accuracy``: with true latencies,
 #: the best predicted CIFAR-100 architecture under budgets at their 10th..90th
 #: latency percentiles was 0.52 points below the best there (hidden 64, 40 epochs),
-#: 0.39 (100 epochs), 0.37 (hidden 128), 0.28 (both)
-FULL_TABLE_ACCURACY = {"hidden": 128, "epochs": 100}
+#: 0.39 (100 epochs), 0.37 (hidden 128), 0.28 (both). With every label at hand it
+#: also remembers them (:mod:`predictors.memory`)
+FULL_TABLE_ACCURACY = {"hidden": 128, "epochs": 100, "remember_labels": True}
 
 
 def for_table(config: FitConfig, num_archs: int, kind: str = "latency") -> FitConfig:
@@ -160,6 +164,8 @@ def fit_predictor(
     )
     if space.size is not None and space.size <= FEATURE_TABLE_MAX_ARCHS:
         predictor.precompute_features(archs, phi)
+    if config.remember_labels:
+        predictor.remember_labels(archs, targets)
     if config.tune_prior:
         floors = RELATIVE_FLOORS if normalisation == "ratio" else (None,)
         predictor.tune_prior(archs, targets, [replace(p, relative_floor=f) for p in PRIOR_GRID for f in floors])

@@ -17,6 +17,7 @@ import torch
 from archgen.errors import InvalidArchError, UnknownNameError
 
 from .calibration import CalibrationPrior, LinearPosterior, calibrate_member
+from .memory import LabelMemory, fit_label_memory
 from .model import EmbeddingPredictor, PackedEmbeddingPredictor
 
 #: how targets are normalised: latency as a ratio to the target's mean (scale-free
@@ -119,6 +120,8 @@ class MetricPredictor:
     #: ``[members, space.size, p]`` float32 features of every architecture in
     #: :meth:`enumerate` order, for small enumerable spaces (None elsewhere)
     feature_table: np.ndarray | None = field(default=None, repr=False)
+    #: what it remembers of its pretraining labels (:mod:`predictors.memory`), or None
+    memory: LabelMemory | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.normalisation not in NORMALISATIONS:
@@ -206,7 +209,10 @@ class MetricPredictor:
         return np.stack([self._feature_cache[a] for a in archs], axis=1)
 
     # -- prediction ---------------------------------------------------------------------
-    def predict(self, archs, target: str) -> Prediction:
+    def predict(self, archs, target: str, *, remembered: bool = True) -> Prediction:
+        """Mean and spread of ``target`` for ``archs``. A pretrained target with a
+        label memory answers its labelled architectures from it (``remembered=False``:
+        the network alone)."""
         tgt = self._target(target)
         archs = self.coerce(archs)
         phi = self.features(archs)
@@ -223,10 +229,43 @@ class MetricPredictor:
         scale = self.prior.noise_scale(mean_z)  # multiplicative latency noise, where the prior says so
         if scale is not None:
             noise = noise * scale
+        var_z = np.maximum(epistemic, 0.0) + noise
+        if remembered and self.memory is not None and target in self.memory.targets:
+            known, shift, label_var = self.memory.lookup(target, self._memory_ids(archs))
+            mean_z = mean_z + shift
+            var_z = np.where(known, label_var, var_z)
         mean = tgt.offset + tgt.scale * mean_z
         if self.kind == "accuracy":  # a linear head can extrapolate past the possible range
             mean = np.clip(mean, 0.0, 100.0)
-        return Prediction(target, self.unit, mean, tgt.scale * np.sqrt(np.maximum(epistemic, 0.0) + noise))
+        return Prediction(target, self.unit, mean, tgt.scale * np.sqrt(var_z))
+
+    def _memory_ids(self, archs: list[str]) -> list:
+        """How the label memory names ``archs``: indices in a small enumerable space, else the strings."""
+        if self.space.size is not None and self.space.size <= FEATURE_TABLE_MAX_ARCHS:
+            return [self.space.index_of(a) for a in archs]
+        return list(archs)
+
+    def remember_labels(self, archs, values: dict[str, np.ndarray]) -> LabelMemory:
+        """Set :attr:`memory` from the pretraining labels ``values`` (pretrained
+        target -> value per arch of ``archs``, NaN = unlabelled); see
+        :mod:`predictors.memory`. Classes are the graphs this predictor reads."""
+        archs = self.coerce(archs)
+        names = list(values)
+        for name in names:
+            if name not in self.model.targets:
+                raise ValueError(f"{name!r} is not a pretrained {self.kind} target of this predictor; "
+                                 f"known: {self.known_targets}")
+        labels = np.stack([(np.asarray(values[n], dtype=np.float64).reshape(-1) - self._targets[n].offset)
+                           / self._targets[n].scale for n in names], axis=1)
+        if labels.shape[0] != len(archs):
+            raise ValueError(f"got {len(archs)} architectures but {labels.shape[0]} values per target")
+        # the network's own prediction (normalised, unclipped): what the memory corrects
+        w = self._known_weights[:, [self.model.targets.index(n) for n in names]]
+        preds = np.einsum("enp,etp->ent", self.features(archs), w).mean(axis=0)
+        graphs = (self.space.to_graph(a) for a in archs)
+        classes = [(g.pruned() if self.view == "pruned" else g).canonical_hash() for g in graphs]
+        self.memory = fit_label_memory(names, self._memory_ids(archs), classes, labels, preds)
+        return self.memory
 
     def scale(self, target: str) -> float:
         """The target's natural unit of variation (its normalisation scale): how far

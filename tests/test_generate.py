@@ -214,3 +214,25 @@ def test_measuring_while_generating_bad_input(ag, nb201):
         ag.generate("cifar100", "pixel3", 12.0, n=1, samples=50, measure=lambda a: [1.0, 2.0], measurements=2)
     with pytest.raises(ValueError, match="pretrained latency target; it has no calibration measurements"):
         ag.bundle.latency.measurements("pixel3")
+
+
+def test_shipped_accuracy_predictor_remembers_its_labels(ag, nb201_table):
+    """NAS-Bench-201's bundle is pretrained on every CIFAR label and answers them
+    from its label memory (predictors.memory); the network alone is far coarser."""
+    archs = list(nb201_table.archs[::7])
+    truth = nb201_table.accuracy("cifar100")[::7]
+    remembered = ag.bundle.accuracy.predict(archs, "cifar100")
+    network = ag.bundle.accuracy.predict(archs, "cifar100", remembered=False)
+    assert np.median(np.abs(remembered.mean - truth)) < 0.5 < np.median(np.abs(network.mean - truth))
+    assert np.median(remembered.std) < np.median(network.std)
+
+
+def test_measuring_requests_draw_more_samples(nb201):
+    from archgen.generation import MEASURING_PROPOSALS, MEASURING_SAMPLE_FACTOR, GuidanceSettings
+    from archgen.spaces import get_space
+
+    plain, measuring = GuidanceSettings.for_space(nb201), GuidanceSettings.for_space(nb201, measuring=True)
+    assert measuring.samples == MEASURING_SAMPLE_FACTOR * plain.samples and measuring.proposals == MEASURING_PROPOSALS
+    assert (measuring.strength, measuring.margin) == (plain.strength, plain.margin)
+    large = get_space("fbnet")  # too large to enumerate: as many samples as a plain request
+    assert GuidanceSettings.for_space(large, measuring=True) == GuidanceSettings.for_space(large)

@@ -208,3 +208,45 @@ def test_inconsistent_bundle_embeddings_are_refused(small, tmp_path):
     torch.save(payload, tmp_path / "cut.pt")
     with pytest.raises(BundleError, match="incomplete or inconsistent: target embeddings of shape"):
         Bundle.load(tmp_path / "cut.pt")
+
+
+def test_label_memory_is_the_shrunken_class_mean():
+    from predictors.memory import fit_label_memory
+
+    # class a: two labels 1.0 and 1.2; class b: one label -0.5; arch 3 unlabelled
+    classes = ["a", "a", "b", "c"]
+    labels, preds = np.array([[1.0], [1.2], [-0.5], [np.nan]]), np.zeros((4, 1))
+    memory = fit_label_memory(["t"], [0, 1, 2, 3], classes, labels, preds)
+    sigma2 = 0.02  # within class a: 2 * 0.1**2 / (2 - 1)
+    tau2 = ((1.1**2 - sigma2 / 2) + (0.5**2 - sigma2)) / 2
+    known, shift, var = memory.lookup("t", [1, 2, 3, 99])
+    assert known.tolist() == [True, True, False, False] and memory.ids == (0, 1, 2)
+    assert shift[0] == pytest.approx(2 * tau2 * 1.1 / (2 * tau2 + sigma2))
+    assert shift[1] == pytest.approx(-tau2 * 0.5 / (tau2 + sigma2))
+    assert var[0] == pytest.approx(tau2 * sigma2 / (2 * tau2 + sigma2) + sigma2)
+    assert shift[2:].tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="must both be"):
+        fit_label_memory(["t"], [0, 1, 2], classes[:3], labels, preds)
+
+
+def test_remembered_labels_answer_labelled_architectures(small, nb201_table, tmp_path):
+    import copy
+
+    acc = copy.copy(small.accuracy)  # the fixture's predictor stays without memory
+    labelled, y = list(nb201_table.archs[:2000]), nb201_table.accuracy("cifar10")[:2000]
+    acc.remember_labels(labelled, {"cifar10": y})
+    net, remembered = acc.predict(labelled, "cifar10", remembered=False), acc.predict(labelled, "cifar10")
+    assert np.abs(remembered.mean - y).mean() < 0.5 * np.abs(net.mean - y).mean()
+    assert np.mean(remembered.std < net.std) > 0.9
+    # an architecture without a label keeps the network's answer
+    other = list(nb201_table.archs[2000:2050])
+    np.testing.assert_array_equal(acc.predict(other, "cifar10").mean,
+                                  acc.predict(other, "cifar10", remembered=False).mean)
+    # it travels with the bundle
+    Bundle("nb201", small.latency, acc).save(tmp_path / "b.pt")
+    loaded = Bundle.load(tmp_path / "b.pt").accuracy
+    np.testing.assert_allclose(loaded.predict(labelled, "cifar10").mean, remembered.mean, atol=1e-4)
+    with pytest.raises(ValueError, match="'cifar100' is not a pretrained accuracy target"):
+        acc.remember_labels(labelled, {"cifar100": y})
+    with pytest.raises(ValueError, match="got 2000 architectures but 10 values"):
+        acc.remember_labels(labelled, {"cifar10": y[:10]})
