@@ -25,7 +25,6 @@ as well and calibrated from k=20 labelled architectures.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -63,8 +62,7 @@ def heldout_bundle(cache: Path) -> Bundle:
     """The bench's bundle: everything as shipped, minus the TEST and VALIDATION devices
     (cached under a hash of the predictor settings: a changed one is never served stale)."""
     n = len(load_table("nb201"))
-    configs = [for_table(LATENCY_FIT, n).to_dict(), for_table(ACCURACY_FIT, n, "accuracy").to_dict()]
-    tag = hashlib.sha256(json.dumps(configs, sort_keys=True).encode()).hexdigest()[:8]
+    tag = f"{for_table(LATENCY_FIT, n).fingerprint()}-{for_table(ACCURACY_FIT, n, 'accuracy').fingerprint()}"
     path = cache / f"nb201-heldout-devices-{tag}.pt"
     if not path.is_file():
         log(f"pretraining the held-out bundle into {path} (a few minutes)")

@@ -20,7 +20,6 @@ the generators of the shipped bundle never see any device).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -123,8 +122,7 @@ def _fold_predictor(space: str, fold: list[str], cache: Path):
 
     table = load_table(space)
     config = for_table(LATENCY_FIT, len(table))  # in the file name: a changed config is never served stale
-    tag = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-    path = cache / f"{space}-latency-{tag}-without-{'-'.join(fold)}.pt"
+    path = cache / f"{space}-latency-{config.fingerprint()}-without-{'-'.join(fold)}.pt"
     if path.is_file():
         return unpack_predictor(get_space(space), torch.load(path, weights_only=True))
     log(f"pretraining {path.name}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import numpy as np
 import torch
 
 from .calibration import PRIOR_GRID, RELATIVE_FLOORS
-from .predictor import FEATURE_TABLE_MAX_ARCHS, MetricPredictor, encode, normalise
+from .predictor import MetricPredictor, encode, normalise, tabulable
 from .training import PredictorModule, TableDataModule
 
 
@@ -40,6 +42,10 @@ class FitConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def fingerprint(self) -> str:
+        """A short hash of the settings: caches keyed by it are never served stale."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
 
 
 #: latency is close to additive in the ops, so plain regression of the ratio to
@@ -162,7 +168,7 @@ def fit_predictor(
         space=space, model=model, kind=kind, unit=unit, normalisation=normalisation, view=config.view,
         norms={n: (norms[n][0], norms[n][1], noise[n]) for n in names},
     )
-    if space.size is not None and space.size <= FEATURE_TABLE_MAX_ARCHS:
+    if tabulable(space):
         predictor.precompute_features(archs, phi)
     if config.remember_labels:
         predictor.remember_labels(archs, targets)

@@ -30,6 +30,12 @@ FEATURE_CACHE_SIZE = 500_000
 FEATURE_TABLE_MAX_ARCHS = 100_000
 
 
+def tabulable(space) -> bool:
+    """Whether ``space`` is enumerable and small enough to index every architecture
+    (the feature table, the label memory's ids)."""
+    return space.size is not None and space.size <= FEATURE_TABLE_MAX_ARCHS
+
+
 def normalise(values: np.ndarray, normalisation: str) -> tuple[np.ndarray, float, float]:
     """``(z, offset, scale)`` with ``values = offset + scale * z`` (NaN ignored):
     ``ratio`` divides by the mean, ``standard`` standardises."""
@@ -178,7 +184,7 @@ class MetricPredictor:
         the encoder, and loading a bundle needs no torch_geometric. ``features``
         (``[members, len(archs), p]``) of ``archs`` already encoded are reused."""
         size = self.space.size
-        if size is None or size > FEATURE_TABLE_MAX_ARCHS:
+        if not tabulable(self.space):
             raise ValueError(f"the {self.space.name} space has {size or 'too many'} architectures; a feature "
                              f"table is for enumerable spaces of at most {FEATURE_TABLE_MAX_ARCHS:,}")
         table = np.zeros((self.model.members, size, self.model.config["rank"] + 1), dtype=np.float32)
@@ -241,7 +247,7 @@ class MetricPredictor:
 
     def _memory_ids(self, archs: list[str]) -> list:
         """How the label memory names ``archs``: indices in a small enumerable space, else the strings."""
-        if self.space.size is not None and self.space.size <= FEATURE_TABLE_MAX_ARCHS:
+        if tabulable(self.space):
             return [self.space.index_of(a) for a in archs]
         return list(archs)
 
@@ -262,8 +268,7 @@ class MetricPredictor:
         # the network's own prediction (normalised, unclipped): what the memory corrects
         w = self._known_weights[:, [self.model.targets.index(n) for n in names]]
         preds = np.einsum("enp,etp->ent", self.features(archs), w).mean(axis=0)
-        graphs = (self.space.to_graph(a) for a in archs)
-        classes = [(g.pruned() if self.view == "pruned" else g).canonical_hash() for g in graphs]
+        classes = [self.space.view_graph(a, self.view).canonical_hash() for a in archs]
         self.memory = fit_label_memory(names, self._memory_ids(archs), classes, labels, preds)
         return self.memory
 

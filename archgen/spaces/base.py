@@ -115,12 +115,15 @@ class SearchSpace(ABC):
         """Decode a graph of this space back to its arch string; raise
         :class:`InvalidArchError` when the graph is not a member of the space."""
 
-    def graph_arrays(self, arch: str, view: str = "full"):
-        """:meth:`ArchGraph.to_arrays` of the architecture's graph (``view="full"``) or
-        of its pruned graph (``view="pruned"``). Spaces with a fixed template
-        override this with a fast path that gives identical arrays."""
+    def view_graph(self, arch: str, view: str = "full") -> ArchGraph:
+        """The architecture's graph (``view="full"``) or its pruned graph (``view="pruned"``)."""
         graph = self.to_graph(arch)
-        return (graph.pruned() if check_view(view) == "pruned" else graph).to_arrays()
+        return graph.pruned() if check_view(view) == "pruned" else graph
+
+    def graph_arrays(self, arch: str, view: str = "full"):
+        """:meth:`ArchGraph.to_arrays` of :meth:`view_graph`. Spaces with a fixed
+        template override this with a fast path that gives identical arrays."""
+        return self.view_graph(arch, view).to_arrays()
 
     # -- decisions (what generators emit) ----------------------------------------
     @property

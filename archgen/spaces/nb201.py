@@ -64,6 +64,14 @@ def _canonical_ops(text) -> tuple[str, ...] | None:
     return match.groups() if match and all(op in OPS for op in match.groups()) else None
 
 
+def _index(op_indices) -> int:
+    """The enumeration index of a cell: its edges' op indices are the base-5 digits."""
+    code = 0
+    for i in op_indices:
+        code = code * len(OPS) + i
+    return code
+
+
 @functools.cache
 def _all_archs() -> tuple[tuple[str, ...], dict[str, int]]:
     """Every canonical arch string in index order, and the index of each: the
@@ -160,12 +168,7 @@ class NB201Space(SearchSpace):
     def index_of(self, arch: str) -> int:
         """Position of ``arch`` in :meth:`enumerate` order (base-5 code of the ops)."""
         index = _all_archs()[1].get(arch)
-        if index is not None:
-            return index
-        code = 0
-        for op in self.parse_ops(arch):
-            code = code * len(OPS) + OPS.index(op)
-        return code
+        return index if index is not None else _index([OPS.index(op) for op in self.parse_ops(arch)])
 
     def arch_at(self, index: int) -> str:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < NUM_ARCHS:
@@ -223,10 +226,7 @@ class NB201Space(SearchSpace):
 
     def decode_choices(self, choices) -> str:
         if len(choices) == len(EDGES) and all(type(c) is int and 0 <= c < len(OPS) for c in choices):
-            code = 0  # fast path for generators: option indices are the base-5 digits of the index
-            for c in choices:
-                code = code * len(OPS) + c
-            return _all_archs()[0][code]
+            return _all_archs()[0][_index(choices)]  # fast path for generators
         return self.format(tuple(OPS[c] for c in self._check_choices(choices)))
 
     # -- exploration ----------------------------------------------------------------------
