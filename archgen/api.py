@@ -66,6 +66,11 @@ class ArchGen:
         """Pretrained and calibrated task names."""
         return self.bundle.accuracy.targets
 
+    def device_note(self, device: str) -> str:
+        """What ``device``'s milliseconds mean where it is not plain batch-1 latency
+        (``anb``'s ``*_per_image`` devices: 1000 / measured throughput); "" otherwise."""
+        return self.bundle.meta.get("device_notes", {}).get(device, "")
+
     def generators(self) -> list[str]:
         """Names of the bundle's generators, and ``"random"`` (uniform sampling, a baseline)."""
         from .generation import RANDOM
@@ -112,6 +117,18 @@ class ArchGen:
 
         return measure
 
+    @property
+    def scores_choices(self) -> bool:
+        """Whether both predictors score option vectors directly (thousands of
+        proposals a second; see :mod:`graph_encoders.choices`)."""
+        return self.bundle.accuracy.reads_choices and self.bundle.latency.reads_choices
+
+    def task_domain(self, task: str) -> dict[str, str]:
+        """The decisions ``task`` was learned with only, as ``{"slot N": option}``
+        (empty: anywhere in the space); generation keeps them, prediction outside them is an error."""
+        options = self.space.decisions.options if self.bundle.accuracy.domain(task) else ()
+        return {f"slot {s}": options[s][o] for s, o in self.bundle.accuracy.domain(task).items()}
+
     # -- prediction ----------------------------------------------------------------------
     def predict_latency(self, archs: Sequence[ArchLike], device: str):
         """Latency (ms) on ``device``: a :class:`~predictors.predictor.Prediction`
@@ -140,6 +157,7 @@ class ArchGen:
         measurements: int = 0,
         wandb: bool = False,
         run_dir: str | os.PathLike = "runs",
+        progress: bool = True,
     ) -> Candidates:
         """The ``n`` best architectures for ``task`` predicted to run within
         ``max_latency_ms`` on ``device`` (a pretrained or calibrated one), best first.
@@ -161,20 +179,24 @@ class ArchGen:
         calibrated device is recalibrated with each, and a measured candidate is
         kept or dropped by its measured latency (see :mod:`archgen.refinement`).
         For ``device="local"`` ``measure`` defaults to onnxruntime on this machine
-        (:meth:`measure`).
+        (:meth:`measure`). ``progress``: a progress bar once sampling has taken 2 s.
+
+        A task learned on part of the space only (``mbv3``'s ``imagenet``: resolution
+        224) fixes those decisions in every sample (:meth:`task_domain`).
         """
         from dataclasses import replace
 
         from .generation import generate
 
         given = {"samples": samples, "strength": strength, "proposals": proposals, "margin": margin}
-        defaults = GuidanceSettings.for_space(self.space, measuring=bool(measurements))
+        defaults = GuidanceSettings.for_space(self.space, measuring=bool(measurements),
+                                              scores_choices=self.scores_choices)
         settings = replace(defaults, **{k: v for k, v in given.items() if v is not None})
         if measurements and measure is None and device == "local":
             measure = self.local_measure()
         cands = generate(self.bundle, task=task, device=device, max_latency_ms=max_latency_ms, n=n,
                          generator=generator, seed=seed, settings=settings, data=self.data, measure=measure,
-                         measurements=measurements)
+                         measurements=measurements, progress=progress)
         if wandb:
             from .experiment import log_generation
 

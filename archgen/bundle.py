@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .errors import BundleError
-from .ops import NUMERIC_ATTRS, OP_NAMES
+from .ops import NUMERIC_ATTRS, OP_NAMES, legacy_feature_width
 from .spaces import get_space
 
 FORMAT_VERSION = 2
@@ -63,12 +63,15 @@ class Bundle:
             found = payload.get("format") if isinstance(payload, dict) else None
             raise BundleError(f"{path} is not an archgen bundle of format {FORMAT_VERSION} (found format {found}); "
                               "regenerate it with `archgen pretrain`")
-        if payload.get("ops") != list(OP_NAMES) or payload.get("attrs") != list(NUMERIC_ATTRS):
+        # attributes appended since a bundle was made are invisible to its encoders (ops.legacy_feature_width)
+        width = legacy_feature_width(payload.get("attrs") or ["?"])
+        if payload.get("ops") != list(OP_NAMES) or width is None:
             raise BundleError(f"{path} was trained with another op vocabulary; regenerate it with `archgen pretrain`")
         space = get_space(payload["space"])
         try:
             return cls(
-                payload["space"], unpack_predictor(space, payload["latency"]), unpack_predictor(space, payload["accuracy"]),
+                payload["space"], unpack_predictor(space, payload["latency"], width),
+                unpack_predictor(space, payload["accuracy"], width),
                 {name: unpack_generator(space, g) for name, g in payload.get("generators", {}).items()},
                 payload.get("meta", {}),
             )

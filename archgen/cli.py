@@ -300,7 +300,8 @@ def cmd_pretrain(args) -> int:
 
     space = get_space(args.space)
     archs = len(load_table(space.name, args.data))
-    lat_cfg, acc_cfg = for_table(LATENCY_FIT, archs), for_table(ACCURACY_FIT, archs, "accuracy")
+    lat_cfg = for_table(LATENCY_FIT, archs, space=space)
+    acc_cfg = for_table(ACCURACY_FIT, archs, "accuracy", space=space)
     for flag, value in (("--latency-epochs", args.latency_epochs), ("--accuracy-epochs", args.accuracy_epochs)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
@@ -309,10 +310,10 @@ def cmd_pretrain(args) -> int:
     if args.accuracy_epochs:
         acc_cfg = dataclasses.replace(acc_cfg, epochs=args.accuracy_epochs)
     if args.encoder:
-        from graph_encoders import ENCODERS
+        from graph_encoders import ENCODER_NAMES
 
-        if args.encoder not in ENCODERS:
-            raise UnknownNameError("graph encoder", args.encoder, ENCODERS)
+        if args.encoder not in ENCODER_NAMES:
+            raise UnknownNameError("graph encoder", args.encoder, ENCODER_NAMES)
         lat_cfg = dataclasses.replace(lat_cfg, encoder=args.encoder)
         acc_cfg = dataclasses.replace(acc_cfg, encoder=args.encoder)
     from generators.model import GeneratorConfig
@@ -424,9 +425,13 @@ def cmd_generate(args) -> int:
                             wandb=args.wandb, run_dir=args.run_dir)
     for w in caught:
         print(f"archgen generate: note: {w.message}", file=sys.stderr)
+    if note := ag.device_note(args.device):
+        print(f"archgen generate: note: --device {args.device} is in {note}", file=sys.stderr)
     report = cands.report
     result = {"request": report.request, "settings": report.settings, "metrics": report.metrics(),
               "candidates": [c.to_dict() for c in cands]}
+    if note:
+        result["device_note"] = note
     measured = [c.measured_latency_ms for c in cands] if args.measurements else None
     if args.verify:
         measured = [m.latency_ms for m in ag.measure([c.arch for c in cands], cache=args.cache)]

@@ -39,9 +39,14 @@ def _node_cost(op: str, a: dict) -> tuple[float, float]:
     if op == "mbconv":
         mid, groups = cin * a.get("expand", 1), a.get("groups", 1) or 1
         expand = (res * res * cin * mid / groups, cin * mid / groups)
+        if "se" in a and a.get("expand", 1) == 1:
+            expand = (0.0, 0.0)  # a node stating ``se`` is EfficientNet's MBConv: no 1x1 expansion at e1
         depthwise = _conv(a, a.get("kernel", 3), mid, mid, mid)
         out = math.ceil(res / max(a.get("stride", 1), 1))
         project = (out * out * mid * cout / groups, mid * cout / groups)
+        if a.get("se"):  # EfficientNet's squeeze-excite: 1x1 convs mid -> max(1, cin // 4) -> mid, with biases
+            squeeze = max(1, int(cin) // 4)
+            project = (project[0] + 2 * mid * squeeze, project[1] + 2 * mid * squeeze + mid + squeeze)
         return tuple(x + y + z for x, y, z in zip(expand, depthwise, project))
     if op == "skip_connect" and cin and cout and (cin != cout or a.get("stride", 1) != 1):
         return _conv(a, 1, cin, cout, 1)  # a shape-adapting 1x1 convolution

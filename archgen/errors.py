@@ -45,5 +45,10 @@ class BudgetError(ArchGenError, ValueError):
     """A latency budget no architecture of the space is predicted to meet."""
 
 
+class DomainError(ArchGenError, ValueError):
+    """A prediction asked outside the part of the space a target was learned on
+    (e.g. OFA ImageNet accuracy, labelled at resolution 224 only, at 160)."""
+
+
 class GenerationWarning(UserWarning):
     """A generation request returned fewer candidates than asked for (the message says why)."""

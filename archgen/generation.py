@@ -44,6 +44,10 @@ LARGE_SPACE = 1_000_000
 MEASURING_SAMPLE_FACTOR = 4
 MEASURING_PROPOSALS = 8
 
+#: samples per request in a large space whose predictors score option vectors
+#: directly (:meth:`~predictors.predictor.MetricPredictor.predict_choices`)
+LARGE_SPACE_SAMPLES = 1000
+
 
 @dataclass(frozen=True)
 class GuidanceSettings:
@@ -68,15 +72,16 @@ class GuidanceSettings:
     margin: float = 1.5
 
     @classmethod
-    def for_space(cls, space, measuring: bool = False) -> GuidanceSettings:
-        """The defaults for ``space``: in a space too large to enumerate (FBNet,
-        MobileNetV3) nearly every proposal is new to the predictors' feature cache
-        and must be encoded, so a request draws 100 samples with 8 proposals per
-        step instead of 500 with 16 (seconds, not a minute, on 2 CPU cores).
+    def for_space(cls, space, measuring: bool = False, scores_choices: bool = False) -> GuidanceSettings:
+        """The defaults for ``space``: in a space too large to enumerate nearly every
+        proposal is new to the predictors' feature cache. Where both predictors
+        read option vectors (``scores_choices``: ``anb``, ``mbv3``) a proposal costs
+        microseconds, and a request draws :data:`LARGE_SPACE_SAMPLES` samples with 8
+        proposals per step; where a graph network must encode each (FBNet), 100.
         ``measuring``: the request measures candidates on the device (see
         :data:`MEASURING_SAMPLE_FACTOR`)."""
         if space.size is None or space.size > LARGE_SPACE:
-            return cls(samples=100, proposals=8)
+            return cls(samples=LARGE_SPACE_SAMPLES if scores_choices else 100, proposals=8)
         if measuring:
             return cls(samples=cls.samples * MEASURING_SAMPLE_FACTOR, proposals=MEASURING_PROPOSALS)
         return cls()
@@ -182,6 +187,14 @@ class Candidates(list):
     report: GenerationReport
 
 
+def predict_options(predictor, space, choices: np.ndarray, target: str):
+    """``predictor``'s prediction of ``target`` for ``[n, S]`` option vectors: straight
+    from the vectors where it reads them, else through the decoded arch strings."""
+    if predictor.reads_choices:
+        return predictor.predict_choices(choices, target)
+    return predictor.predict([space.decode_choices(row) for row in choices.tolist()], target)
+
+
 def make_reward(space, accuracy, task: str, latency, device: str | None, budget: float | None,
                 settings: GuidanceSettings):
     """The guidance reward over option vectors (see :class:`GuidanceSettings`)."""
@@ -190,10 +203,9 @@ def make_reward(space, accuracy, task: str, latency, device: str | None, budget:
     unit = accuracy.scale(task)
 
     def reward(choices: np.ndarray) -> np.ndarray:
-        archs = [space.decode_choices(row) for row in choices.tolist()]
-        r = accuracy.predict(archs, task).mean / unit
+        r = predict_options(accuracy, space, choices, task).mean / unit
         if budget is not None:
-            lat = latency.predict(archs, device)
+            lat = predict_options(latency, space, choices, device)
             z = (budget - lat.mean) / np.maximum(lat.std, 1e-9) - settings.margin
             r = r + torch.special.log_ndtr(torch.from_numpy(z)).numpy()
         return settings.strength * r
@@ -258,21 +270,28 @@ def generate(
     data=None,
     measure=None,
     measurements: int = 0,
+    progress: bool = True,
 ) -> Candidates:
     """Run one generation request on a bundle (see :meth:`archgen.ArchGen.generate`)."""
     start = time.perf_counter()
     space = bundle.latency.space
     max_latency_ms = _check_request(bundle, task, device, max_latency_ms, n, generator, settings, measure,
                                     measurements)
+    # a task learned on part of the space (OFA ImageNet: resolution 224) fixes those decisions
+    fixed = bundle.accuracy.domain(task)
     if generator == RANDOM:
         choices = np.array([space.encode_choices(a) for a in space.sample(settings.samples, seed)])
+        for slot, option in fixed.items():
+            choices[:, slot] = option
+        choices = space.canonical_choices(choices)
         novel = None
     else:
         gen = bundle.generators[generator]
         # measuring while generating: aim the samples at the budget itself, the loop checks them
         aim = replace(settings, margin=PROBE_MARGIN) if measurements else settings
         reward = make_reward(space, bundle.accuracy, task, bundle.latency, device, max_latency_ms, aim)
-        choices = gen.sample_choices(settings.samples, reward, settings.proposals, seed)
+        choices = gen.sample_choices(settings.samples, reward, settings.proposals, seed, fixed=fixed,
+                                     progress=progress)
 
     # decode (valid by construction; counted, not assumed) and score the distinct samples
     decoded = []
@@ -320,13 +339,16 @@ def generate(
 
     table, true_acc, true_lat = true_columns(space, data, task, device)
     cands = Candidates()
+    def known(column, row):  # a table cell, None where the table lacks the arch or never measured it
+        value = column[row] if row is not None and column is not None else np.nan
+        return float(value) if np.isfinite(value) else None
+
     for i in chosen:
         row = table.row_of.get(archs[i]) if table is not None else None
         cands.append(Candidate(
             space, archs[i], float(acc.mean[i]), float(acc.std[i]),
             float(lat.mean[i]) if lat is not None else None, float(lat.std[i]) if lat is not None else None,
-            float(true_acc[row]) if row is not None and true_acc is not None else None,
-            float(true_lat[row]) if row is not None and true_lat is not None else None,
+            known(true_acc, row), known(true_lat, row),
             None if novel is None else bool(novel[i]),
             measured.get(archs[i]),
         ))
@@ -342,7 +364,9 @@ def generate(
     if max_latency_ms is not None and cands and all(c.true_latency_ms is not None for c in cands):
         satisfaction = float(np.mean([c.true_latency_ms <= max_latency_ms for c in cands]))
     if true_acc is not None and (max_latency_ms is None or true_lat is not None):
-        under = np.ones(len(true_acc), dtype=bool) if max_latency_ms is None else true_lat <= max_latency_ms
+        # the table's best within budget, among the rows it measured on both (NaN: not measured)
+        under = np.isfinite(true_acc) & (True if max_latency_ms is None else np.nan_to_num(true_lat, nan=np.inf)
+                                         <= max_latency_ms)
         if under.any():
             oracle = float(true_acc[under].max())
             if cands and cands[0].true_accuracy is not None:

@@ -53,12 +53,24 @@ OP_NAMES: tuple[str, ...] = tuple(op.name for op in OP_TYPES)
 OP_INDEX: dict[str, int] = {name: i for i, name in enumerate(OP_NAMES)}
 
 #: Numeric node attributes, in feature order. Values are non-negative numbers.
+#: ``se`` is 1 on a block with squeeze-excitation. New attributes are appended,
+#: never inserted: an encoder trained on the first ``k`` of them reads the
+#: leading ``len(OP_NAMES) + k`` features (see :func:`legacy_feature_width`).
 NUMERIC_ATTRS: tuple[str, ...] = (
-    "kernel", "stride", "channels_in", "channels_out", "groups", "expand", "resolution",
+    "kernel", "stride", "channels_in", "channels_out", "groups", "expand", "resolution", "se",
 )
 
 #: Width of a node feature vector: op one-hot followed by encoded numeric attributes.
 NODE_FEATURES: int = len(OP_NAMES) + len(NUMERIC_ATTRS)
+
+
+def legacy_feature_width(attrs) -> int | None:
+    """The node feature width of a model trained with numeric attributes ``attrs``
+    (a bundle's record), or None when ``attrs`` is not a prefix of :data:`NUMERIC_ATTRS`."""
+    attrs = list(attrs)
+    if attrs != list(NUMERIC_ATTRS[: len(attrs)]):
+        return None
+    return len(OP_NAMES) + len(attrs)
 
 
 def op_index(name: str) -> int:

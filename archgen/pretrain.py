@@ -73,7 +73,9 @@ def pretrain_bundle(
         if logger is not None:
             logger.experiment.summary["train_seconds"] = meta["train_seconds"][kind]
             logger.experiment.finish()
+    notes = load_table(sp.name, root).device_notes
     meta.update({
+        "device_notes": {d: notes[d] for d in meta["devices"] if d in notes},
         "command": command, "generators": list(generators), "generator_config": generator_config.to_dict(),
         "torch": str(torch.__version__), "python": platform.python_version(),
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),

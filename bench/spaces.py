@@ -12,7 +12,8 @@ pretrains once per fold without that fold's devices (with folds = number of
 devices it is exactly leave-one-device-out; fewer folds hold out more at once,
 which is stricter and cheaper). Each held-out device enters only through
 calibration with k random measured architectures (seeds 0-4); Spearman is over
-all 5,000 architectures of the table. ``generation`` uses the fold-0 latency
+all 5,000 architectures the table has latencies of (MobileNetV3's ImageNet-only rows
+have none). ``generation`` uses the fold-0 latency
 predictor, so its device was never seen in pretraining (the accuracy proxy and
 the generators of the shipped bundle never see any device).
 """
@@ -40,7 +41,7 @@ from archgen.data import load_table
 from archgen.errors import BudgetError, GenerationWarning
 from archgen.hardware import run_onnx, to_onnx
 from archgen.spaces import get_space
-from predictors.evaluation import calibrated_spearman, fit_without
+from predictors.evaluation import calibrated_spearman, fit_without, measured_rows
 from predictors.fit import LATENCY_FIT, FitConfig, fit_predictor, for_table
 
 SPACES = ("fbnet", "mbv3")
@@ -121,7 +122,9 @@ def _fold_predictor(space: str, fold: list[str], cache: Path):
     from predictors.bundle import pack_predictor, unpack_predictor
 
     table = load_table(space)
-    config = for_table(LATENCY_FIT, len(table))  # in the file name: a changed config is never served stale
+    # sized as fit_without sizes it (the rows measured on a pretraining device); in the file name,
+    # so a changed config is never served stale
+    config = for_table(LATENCY_FIT, len(measured_rows(table, [d for d in table.devices if d not in fold])))
     path = cache / f"{space}-latency-{config.fingerprint()}-without-{'-'.join(fold)}.pt"
     if path.is_file():
         return unpack_predictor(get_space(space), torch.load(path, weights_only=True))
@@ -137,7 +140,8 @@ def latency(cache: Path, fold_count: int, ks=(5, 10, 20), spaces=SPACES, only_fo
     out = {}
     for name in spaces:
         table = load_table(name)
-        archs = list(table.archs)
+        archs = list(table.archs)  # calibrated_spearman leaves out the rows a device has no value for
+        measured = len(measured_rows(table, table.devices))
         per_device, train_s = {}, []
         for f, fold in enumerate(folds(table.devices, fold_count, name)):
             if only_folds is not None and f not in only_folds:
@@ -152,7 +156,7 @@ def latency(cache: Path, fold_count: int, ks=(5, 10, 20), spaces=SPACES, only_fo
         out[name] = {
             "protocol": f"{len(table.devices)} devices in {fold_count} folds; pretrain without a fold, calibrate each "
                         "of its devices from k random archs (seeds 0-4), Spearman over all "
-                        f"{len(archs):,} archs",
+                        f"{measured:,} archs measured on it",
             "folds": folds(table.devices, fold_count, name),
             "summary": {f"k{k}": {"mean": round(float(np.mean([r[f'k{k}'] for r in per_device.values()])), 4),
                                   "min": round(float(np.min([r[f'k{k}'] for r in per_device.values()])), 4)}
@@ -176,18 +180,20 @@ def ceiling(folds_cv: int = 5) -> dict:
     for name in SPACES:
         space, table = get_space(name), load_table(name)
         sizes = [len(o) for o in space.decisions.options]
-        choices = np.array([space.encode_choices(a) for a in table.archs])
+        measured = measured_rows(table, table.devices)  # rows with a latency (MobileNetV3: not the ImageNet-only ones)
+        choices = np.array([space.encode_choices(table.archs[i]) for i in measured])
         onehot = np.concatenate([np.eye(n)[choices[:, j]] for j, n in enumerate(sizes)], axis=1)
         first = (choices[:, :1] + 1.0) / sizes[0]
         x = np.concatenate([onehot, onehot * first**2], axis=1)
         cv = KFold(folds_cv, shuffle=True, random_state=0)
         per_device = {}
         for d in table.devices:
-            y = table.latency(d)
-            pred = cross_val_predict(RidgeCV(alphas=np.logspace(-3, 3, 13)), x, y, cv=cv)
-            per_device[d] = round(float(spearmanr(pred, y)[0]), 4)
+            y = table.latency(d)[measured]
+            keep = np.isfinite(y)  # the device's own measured rows
+            pred = cross_val_predict(RidgeCV(alphas=np.logspace(-3, 3, 13)), x[keep], y[keep], cv=cv)
+            per_device[d] = round(float(spearmanr(pred, y[keep])[0]), 4)
         out[name] = {"protocol": f"ridge lookup table on one-hot choices, {folds_cv}-fold cross-validated over the "
-                                 f"{len(table):,} archs of each device's own column",
+                                 f"{len(measured):,} archs of each device's own column",
                      "mean_spearman": round(float(np.mean(list(per_device.values()))), 4), "per_device": per_device}
     return out
 
@@ -204,14 +210,19 @@ def cross_family(cache: Path, n_train: int = 1000, n_eval: int = 500, targets=("
     tables = {name: load_table(name) for name in ("nb201", "fbnet", "mbv3")}
     shared = sorted(set(tables["nb201"].devices) & set(tables["fbnet"].devices))
     train_archs, columns = [], {d: [] for d in shared}
+    def on_all(t, devices):  # rows measured on every one of devices
+        return np.flatnonzero(np.isfinite(t.latency_matrix(list(devices))).all(axis=1))
+
     for name in ("nb201", "fbnet"):
         t = tables[name]
-        rows = np.random.default_rng(0).choice(len(t), n_train, replace=False)
+        pool = on_all(t, shared)
+        rows = pool[np.random.default_rng(0).choice(len(pool), n_train, replace=False)]
         train_archs += atomic.wrap(name, [t.archs[i] for i in rows])
         for d in shared:
             columns[d].append(t.latency(d)[rows])
     mt = tables["mbv3"]
-    eval_rows = np.random.default_rng(1).choice(len(mt), n_eval, replace=False)
+    pool = on_all(mt, targets)  # its 5,000 latency rows, not the ImageNet-only ones
+    eval_rows = pool[np.random.default_rng(1).choice(len(pool), n_eval, replace=False)]
     eval_archs = atomic.wrap("mbv3", [mt.archs[i] for i in eval_rows])
     start = time.perf_counter()
     for a in train_archs + eval_archs:
@@ -259,12 +270,13 @@ def generation(cache: Path, fold_count: int, local_k: int = 10) -> dict:
         judge = ArchGen.pretrained(name)  # trained on every device of the table, this one included
         # the accuracy proxy and the generators never see a device: only latency is held out
         ag = ArchGen(replace(judge.bundle, latency=_fold_predictor(name, fold, cache)))
-        picked = np.random.default_rng(10_000).choice(len(table), 10, replace=False)  # measured: table archs
+        measured = table.latency_rows(device)  # rows with a latency on the device
+        picked = measured[np.random.default_rng(10_000).choice(len(measured), 10, replace=False)]  # table archs
         ag.calibrate_device("held_out", [table.archs[i] for i in picked], table.latency(device)[picked])
         rows = []
         for g in ("diffusion", "autoregressive"):
             for pct in PERCENTILES:
-                budget = float(np.percentile(table.latency(device), pct))
+                budget = float(np.percentile(table.latency(device)[measured], pct))
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", GenerationWarning)
                     try:

@@ -50,10 +50,18 @@ def guided_sample(
     proposals: int = 4,
     seed: int = 0,
     guided_steps: int = GUIDED_STEPS,
+    fixed: dict[int, int] | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """``[n, S]`` option indices of ``n`` architectures from ``sampler``, resampled
     toward ``reward`` with ``proposals`` candidates at each of up to ``guided_steps``
-    evenly spread steps (unguided if ``reward`` is None). Reproducible from ``seed``."""
+    evenly spread steps (unguided if ``reward`` is None). ``fixed`` maps slots to the
+    option every sample must take there (a task known only at one resolution):
+    every proposal is made to agree, so a sampler commits nothing else there.
+    ``progress``: a progress bar over the steps, shown once a run has taken 2 s.
+    Reproducible from ``seed``."""
+    from tqdm.auto import tqdm
+
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     if reward is not None and (not isinstance(proposals, int) or proposals < 1):
@@ -67,18 +75,30 @@ def guided_sample(
     total = max(1, sampler.steps)
     # steered steps: the last of each of `guided_steps` equal stretches of the run
     steered = {(total * (j + 1)) // min(guided_steps, total) - 1 for j in range(min(guided_steps, total))}
+    slots = torch.tensor(sorted(fixed or {}), dtype=torch.long)
+    values = torch.tensor([fixed[int(s)] for s in slots], dtype=torch.long)
+
+    def propose(m: int) -> torch.Tensor:
+        cands = sampler.propose(state, m, generator)  # [n, m, S]
+        if len(slots):
+            cands[..., slots] = values
+        return cands
+
+    bar = tqdm(total=total, desc=f"sampling {n}", unit="step", delay=2.0, disable=not progress, leave=False)
     step = -1
     while not sampler.done(state):
         step += 1
+        bar.update(1)
         if reward is None or step not in steered:
-            pick = sampler.propose(state, 1, generator)[:, 0]
+            pick = propose(1)[:, 0]
         else:
-            cands = sampler.propose(state, proposals, generator)  # [n, m, S]
+            cands = propose(proposals)
             flat = cands.reshape(n * proposals, -1).numpy()
             unique, inverse = np.unique(flat, axis=0, return_inverse=True)
             r = np.asarray(reward(unique), dtype=np.float64)[inverse.reshape(-1)].reshape(n, proposals)
             pick = cands[rows, torch.from_numpy(_sample_softmax(r, rng))]
         state = sampler.advance(state, pick, generator)
+    bar.close()
     return sampler.result(state).numpy()
 
 

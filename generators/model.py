@@ -73,9 +73,10 @@ class Generator:
     def sampler(self):
         return GENERATORS[self.kind][1](self.model)
 
-    def sample_choices(self, n: int, reward: Reward | None = None, proposals: int = 4, seed: int = 0) -> np.ndarray:
+    def sample_choices(self, n: int, reward: Reward | None = None, proposals: int = 4, seed: int = 0,
+                       fixed: dict[int, int] | None = None, progress: bool = False) -> np.ndarray:
         """``[n, S]`` option indices (see :func:`~generators.guidance.guided_sample`)."""
-        return guided_sample(self.sampler(), n, reward, proposals, seed)
+        return guided_sample(self.sampler(), n, reward, proposals, seed, fixed=fixed, progress=progress)
 
     def sample(self, n: int, reward: Reward | None = None, proposals: int = 4, seed: int = 0) -> list[str]:
         """``n`` arch strings (duplicates possible), guided by ``reward`` over option indices."""

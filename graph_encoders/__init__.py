@@ -1,6 +1,19 @@
-"""GNN encoders over batches of :class:`archgen.graph.ArchGraph` (torch_geometric)."""
+"""Encoders over batches of architectures: GNNs over :class:`archgen.graph.ArchGraph`
+(torch_geometric) and the decision-vector encoder (torch only). Names resolve on
+first use, so importing the package costs nothing until a graph encoder is needed."""
 
-from .batching import GraphBatcher
-from .encoders import ENCODERS, DAGEncoder, GINEncoder, build_encoder
+from .registry import CHOICE_ENCODERS, ENCODER_NAMES, build_encoder, encoder_options, make_batcher
 
-__all__ = ["ENCODERS", "DAGEncoder", "GINEncoder", "GraphBatcher", "build_encoder"]
+_LAZY = {"GraphBatcher": ".batching", "ENCODERS": ".encoders", "DAGEncoder": ".encoders", "GINEncoder": ".encoders",
+         "ChoiceBatcher": ".choices", "ChoiceEncoder": ".choices", "ChoiceBatch": ".choices"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["CHOICE_ENCODERS", "ENCODER_NAMES", "build_encoder", "encoder_options", "make_batcher", *_LAZY]

@@ -28,7 +28,7 @@ class GINEncoder(nn.Module):
 
     def __init__(self, in_dim: int = NODE_FEATURES, hidden: int = 64, out_dim: int = 64, layers: int = 3):
         super().__init__()
-        self.out_dim = out_dim
+        self.out_dim, self.in_dim = out_dim, in_dim
         self.embed = nn.Linear(in_dim, hidden)
         self.forward_convs = nn.ModuleList(GINConv(MLP([hidden, hidden, hidden], norm=None), train_eps=True) for _ in range(layers))
         self.backward_convs = nn.ModuleList(GINConv(MLP([hidden, hidden, hidden], norm=None), train_eps=True) for _ in range(layers))
@@ -43,7 +43,7 @@ class GINEncoder(nn.Module):
             warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
             along = to_torch_csr_tensor(edge_index.flip(0), size=(n, n))
             against = to_torch_csr_tensor(edge_index, size=(n, n))
-        h = self.embed(batch.x)
+        h = self.embed(batch.x[:, : self.in_dim])  # a model trained before later attributes existed
         for fwd, bwd in zip(self.forward_convs, self.backward_convs):
             h = torch.relu(fwd(h, along) + bwd(h, against)) + h
         return self.readout(torch.cat([_sink_pool(h, edge_index, index), global_mean_pool(h, index)], dim=1))
@@ -68,7 +68,7 @@ class DAGEncoder(nn.Module):
 
     def __init__(self, in_dim: int = NODE_FEATURES, hidden: int = 64, out_dim: int = 64, bidirectional: bool = True):
         super().__init__()
-        self.out_dim = out_dim
+        self.out_dim, self.in_dim = out_dim, in_dim
         self.hidden = hidden
         self.directions = 2 if bidirectional else 1
         self.cells = nn.ModuleList(nn.GRUCell(in_dim, hidden) for _ in range(self.directions))
@@ -105,7 +105,7 @@ class DAGEncoder(nn.Module):
         return h
 
     def forward(self, batch) -> torch.Tensor:
-        x, edge_index, index = batch.x, batch.edge_index, batch.batch
+        x, edge_index, index = batch.x[:, : self.in_dim], batch.edge_index, batch.batch
         readouts = []
         for d in range(self.directions):
             ei = edge_index if d == 0 else edge_index.flip(0)
@@ -115,10 +115,3 @@ class DAGEncoder(nn.Module):
 
 
 ENCODERS: dict[str, type[nn.Module]] = {"gin": GINEncoder, "dag": DAGEncoder}
-
-
-def build_encoder(name: str, **options) -> nn.Module:
-    """An encoder by name (``"gin"`` or ``"dag"``) with its keyword options."""
-    if name not in ENCODERS:
-        raise UnknownNameError("graph encoder", name, ENCODERS)
-    return ENCODERS[name](**options)

@@ -39,6 +39,9 @@ class FitConfig:
     #: remember the training labels (:mod:`predictors.memory`): labelled
     #: architectures are then answered from them, the others by the network
     remember_labels: bool = False
+    #: distil a feature student (:mod:`predictors.student`) from this many random
+    #: architectures plus the table's, for guidance to score proposals with (0: none)
+    student_archs: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,16 +79,24 @@ SMALL_TABLE_LATENCY_WIDTH = {"hidden": 96, "rank": 16}
 FULL_TABLE_ACCURACY = {"hidden": 128, "epochs": 100, "remember_labels": True}
 
 
-def for_table(config: FitConfig, num_archs: int, kind: str = "latency") -> FitConfig:
+#: random architectures a feature student learns from (besides the table's)
+STUDENT_ARCHS = 20_000
+
+
+def for_table(config: FitConfig, num_archs: int, kind: str = "latency", space=None) -> FitConfig:
     """``config`` as used for pretraining on a table of ``num_archs`` architectures:
     the shipped settings were tuned on NAS-Bench-201's 15,625, where 40 epochs of
     large batches are ~1,200 optimizer steps; a 5,000-arch table gets 100 epochs
     of 128 (~3,500 steps), without which the GNN underfits (held-out Spearman 0.54
     vs 0.84 on OFA's titan_rtx_1, k=10). Its ``latency`` encoder is also wider
     (:data:`SMALL_TABLE_LATENCY_WIDTH`); a large table's ``accuracy`` predictor is
-    wider and trains longer (:data:`FULL_TABLE_ACCURACY`)."""
+    wider and trains longer (:data:`FULL_TABLE_ACCURACY`). A ``space`` too large to
+    tabulate gets a feature student (:data:`STUDENT_ARCHS` random architectures) so
+    that guidance can score thousands of proposals a second."""
     if kind not in ("latency", "accuracy"):
         raise ValueError(f"kind must be 'latency' or 'accuracy', got {kind!r}")
+    if space is not None and not tabulable(space) and config.student_archs == 0:
+        config = replace(config, student_archs=STUDENT_ARCHS)
     if num_archs >= SMALL_TABLE:
         if kind == "accuracy":
             return replace(config, **{k: max(getattr(config, k), v) for k, v in FULL_TABLE_ACCURACY.items()})
@@ -126,11 +137,14 @@ def fit_predictor(
         norms[name] = (offset, scale)
     y = np.stack(columns, axis=1)
     L.seed_everything(seed, workers=True, verbose=False)
+    from graph_encoders import encoder_options
+
     data = TableDataModule(space, archs, y, batch_size=config.batch_size, val_fraction=config.val_fraction,
-                           seed=seed, view=config.view)
+                           seed=seed, view=config.view, encoder=config.encoder)
     module = PredictorModule(names, encoder=config.encoder, members=config.members, rank=config.rank,
                              hidden=config.hidden, lr=config.lr, weight_decay=config.weight_decay,
-                             mse_weight=config.mse_weight, rank_weight=config.rank_weight, seed=seed)
+                             mse_weight=config.mse_weight, rank_weight=config.rank_weight, seed=seed,
+                             **encoder_options(space, config.encoder))
     callbacks = []
     if checkpoint_dir is not None:
         from lightning.pytorch.callbacks import ModelCheckpoint
@@ -172,6 +186,14 @@ def fit_predictor(
         predictor.precompute_features(archs, phi)
     if config.remember_labels:
         predictor.remember_labels(archs, targets)
+    if config.student_archs:
+        from .student import StudentConfig, fit_student
+
+        known = set(archs)
+        extra = [a for a in space.sample(config.student_archs, seed=seed) if a not in known]
+        teacher = np.concatenate([phi, encode(model, data.batcher, extra)], axis=1)
+        predictor.student = fit_student(space, [*archs, *extra], teacher, StudentConfig(archs=config.student_archs),
+                                        seed=seed, progress=progress)
     if config.tune_prior:
         floors = RELATIVE_FLOORS if normalisation == "ratio" else (None,)
         predictor.tune_prior(archs, targets, [replace(p, relative_floor=f) for p in PRIOR_GRID for f in floors])

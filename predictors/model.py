@@ -26,19 +26,22 @@ class EmbeddingPredictor(nn.Module):
         rank: int = 8,
         hidden: int = 64,
         seed: int = 0,
+        **encoder_options,
     ):
-        from graph_encoders import build_encoder  # torch_geometric: imported when a network is built
+        """``encoder_options``: what the encoder is built with beyond its widths
+        (:func:`graph_encoders.encoder_options`: ``in_dim`` or ``options``)."""
+        from graph_encoders import build_encoder  # a graph encoder imports torch_geometric here
 
         super().__init__()
         if members < 1 or rank < 1:
             raise ValueError(f"members and rank must be >= 1, got {members}, {rank}")
         self.targets = list(targets)
-        self.config = {"encoder": encoder, "members": members, "rank": rank, "hidden": hidden}
+        self.config = {"encoder": encoder, "members": members, "rank": rank, "hidden": hidden, **encoder_options}
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
         try:
             self.encoders = nn.ModuleList(
-                build_encoder(encoder, hidden=hidden, out_dim=rank) for _ in range(members)
+                build_encoder(encoder, hidden=hidden, out_dim=rank, **encoder_options) for _ in range(members)
             )
             self.weights = nn.Parameter(torch.randn(members, len(self.targets), rank + 1) / (rank + 1) ** 0.5)
         finally:
@@ -47,6 +50,13 @@ class EmbeddingPredictor(nn.Module):
     @property
     def members(self) -> int:
         return len(self.encoders)
+
+    @property
+    def reads_choices(self) -> bool:
+        """Whether the encoders read option-index vectors (:mod:`graph_encoders.choices`)."""
+        from graph_encoders import CHOICE_ENCODERS
+
+        return self.config["encoder"] in CHOICE_ENCODERS
 
     def features(self, batch) -> torch.Tensor:
         """``[members, num_graphs, rank + 1]``: the constant 1 followed by ``f_m(a)``."""
@@ -82,6 +92,8 @@ class PackedEmbeddingPredictor:
     @property
     def members(self) -> int:
         return int(self.config["members"])
+
+    reads_choices = EmbeddingPredictor.reads_choices
 
     @property
     def weights(self) -> torch.Tensor:

@@ -36,6 +36,22 @@ def tabulable(space) -> bool:
     return space.size is not None and space.size <= FEATURE_TABLE_MAX_ARCHS
 
 
+def label_domain(space, archs: list[str], values: np.ndarray) -> dict[int, int]:
+    """The decisions shared by every architecture with a label in ``values`` (NaN =
+    unlabelled) where the space offers other options: ``{slot: option}``. OFA's
+    ImageNet accuracies, for one, exist only at resolution 224 (slot 0)."""
+    try:
+        layout = space.decisions
+    except NotImplementedError:
+        return {}
+    labelled = [a for a, v in zip(archs, np.asarray(values, dtype=np.float64)) if np.isfinite(v)]
+    if not labelled:
+        return {}
+    choices = np.array([space.encode_choices(a) for a in labelled])
+    return {int(s): int(choices[0, s]) for s in range(choices.shape[1])
+            if len(layout.options[s]) > 1 and (choices[:, s] == choices[0, s]).all()}
+
+
 def normalise(values: np.ndarray, normalisation: str) -> tuple[np.ndarray, float, float]:
     """``(z, offset, scale)`` with ``values = offset + scale * z`` (NaN ignored):
     ``ratio`` divides by the mean, ``standard`` standardises."""
@@ -128,6 +144,13 @@ class MetricPredictor:
     feature_table: np.ndarray | None = field(default=None, repr=False)
     #: what it remembers of its pretraining labels (:mod:`predictors.memory`), or None
     memory: LabelMemory | None = field(default=None, repr=False)
+    #: per target, the decisions all its labels share where the space offers more
+    #: (``{slot: option}``; see :func:`label_domain`): outside them the target was
+    #: never observed, so it is not predicted there
+    domains: dict[str, dict[int, int]] = field(default_factory=dict)
+    #: a fast student of the network's features over option vectors
+    #: (:mod:`predictors.student`), which guidance scores proposals with; or None
+    student: object | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.normalisation not in NORMALISATIONS:
@@ -171,12 +194,24 @@ class MetricPredictor:
             raise InvalidArchError(f"expected a list of architectures, got {type(archs).__name__}")
         return [self.space.coerce(a) for a in archs]
 
-    def _encode(self, archs: list[str]) -> np.ndarray:
+    @property
+    def batcher(self):
+        """What turns arch strings into the encoder's input (built on first use:
+        a graph encoder's imports torch_geometric)."""
         if self._batcher is None:
-            from graph_encoders import GraphBatcher  # torch_geometric: only where something is encoded
+            from graph_encoders import make_batcher
 
-            self._batcher = GraphBatcher(self.space, self.view)
-        return encode(self.model, self._batcher, archs)
+            self._batcher = make_batcher(self.space, self.view, self.model.config["encoder"])
+        return self._batcher
+
+    @property
+    def reads_choices(self) -> bool:
+        """Whether it predicts straight from option-index vectors (:meth:`predict_choices`):
+        its encoder reads them, or it has a feature :attr:`student`."""
+        return self.model.reads_choices or self.student is not None
+
+    def _encode(self, archs: list[str]) -> np.ndarray:
+        return encode(self.model, self.batcher, archs)
 
     def precompute_features(self, archs: list[str] | None = None, features: np.ndarray | None = None) -> None:
         """Encode every architecture of a small enumerable space once into
@@ -214,14 +249,67 @@ class MetricPredictor:
             return np.zeros((self.model.members, 0, self.model.config["rank"] + 1))
         return np.stack([self._feature_cache[a] for a in archs], axis=1)
 
+    # -- domains --------------------------------------------------------------------------
+    def domain(self, target: str) -> dict[int, int]:
+        """``{slot: option}`` every architecture must have for ``target`` to be predicted
+        (empty: anywhere in the space)."""
+        self._target(target)
+        return dict(self.domains.get(target, {}))
+
+    def check_domain(self, archs: list[str], target: str) -> None:
+        """A :class:`~archgen.errors.DomainError` naming the first of ``archs`` outside ``target``'s domain."""
+        domain = self.domains.get(target)
+        if not domain:
+            return
+        options = self.space.decisions.options
+        for a in archs:
+            choices = self.space.encode_choices(a)
+            for slot, option in domain.items():
+                if choices[slot] != option:
+                    from archgen.errors import DomainError
+
+                    others = [t for t in self.targets if not self.domains.get(t)]
+                    raise DomainError(
+                        f"{self.kind} target {target!r} was learned only from architectures with "
+                        f"{options[slot][option]!r} (decision slot {slot}); {a[:200]!r} has {options[slot][choices[slot]]!r}. "
+                        f"Predict it with {options[slot][option]!r}"
+                        + (f", or use {', '.join(map(repr, others))}, known everywhere" if others else "")
+                    )
+
     # -- prediction ---------------------------------------------------------------------
     def predict(self, archs, target: str, *, remembered: bool = True) -> Prediction:
         """Mean and spread of ``target`` for ``archs``. A pretrained target with a
         label memory answers its labelled architectures from it (``remembered=False``:
-        the network alone)."""
-        tgt = self._target(target)
+        the network alone). Architectures outside the target's :meth:`domain` are
+        a :class:`~archgen.errors.DomainError`, never a silent extrapolation."""
         archs = self.coerce(archs)
-        phi = self.features(archs)
+        self.check_domain(archs, target)
+        return self._predict(self.features(archs), target, archs if remembered else None)
+
+    @torch.no_grad()
+    def predict_choices(self, choices: np.ndarray, target: str) -> Prediction:
+        """:meth:`predict` for ``[n, S]`` option-index vectors of the space's decision
+        layout, with no arch strings: what guidance scores tens of thousands of
+        proposals with. Features come from the encoder where it reads choices, else
+        from the feature :attr:`student` (an approximation of the network's); the
+        label memory, keyed by arch, is not consulted."""
+        if not self.reads_choices:
+            raise ValueError(f"this {self.kind} predictor reads graphs ({self.model.config['encoder']}) and has "
+                             "no feature student; use predict(archs, target)")
+        self._target(target)
+        choices = np.asarray(choices)
+        if len(choices) == 0:
+            return self._predict(np.zeros((self.model.members, 0, self.model.config["rank"] + 1)), target, None)
+        from graph_encoders.choices import ChoiceBatcher
+
+        batch = ChoiceBatcher(self.space).from_choices(choices)
+        network = self.model if self.model.reads_choices else self.student
+        return self._predict(network.features(batch).double().numpy(), target, None)
+
+    def _predict(self, phi: np.ndarray, target: str, remembered_archs: list[str] | None) -> Prediction:
+        """Mean and spread of ``target`` from features ``phi`` (``[members, n, p]``);
+        the label memory answers ``remembered_archs`` where it knows them."""
+        tgt = self._target(target)
         if tgt.posteriors is None:
             w = self._known_weights[:, self.model.targets.index(target)]
             per_member = np.einsum("enp,ep->en", phi, w)
@@ -236,8 +324,8 @@ class MetricPredictor:
         if scale is not None:
             noise = noise * scale
         var_z = np.maximum(epistemic, 0.0) + noise
-        if remembered and self.memory is not None and target in self.memory.targets:
-            known, shift, label_var = self.memory.lookup(target, self._memory_ids(archs))
+        if remembered_archs is not None and self.memory is not None and target in self.memory.targets:
+            known, shift, label_var = self.memory.lookup(target, self._memory_ids(remembered_archs))
             mean_z = mean_z + shift
             var_z = np.where(known, label_var, var_z)
         mean = tgt.offset + tgt.scale * mean_z
@@ -353,19 +441,25 @@ class MetricPredictor:
         if len(names) < 3:
             return self.prior
         rows = np.random.default_rng(0).choice(len(archs), min(sample, len(archs)), replace=False)
+        # a target scored where it was measured (NaN: not measured)
+        measured = {n: np.flatnonzero(np.isfinite(np.asarray(values[n], dtype=np.float64)[rows])) for n in names}
+        names = [n for n in names if len(measured[n]) > k]
+        if len(names) < 3:
+            return self.prior
         phi = self.features([archs[i] for i in rows])
         known = self._known_weights
         best, best_score = self.prior, -np.inf
         for prior in grid:
             scores = []
             for name in names:
-                y = np.asarray(values[name], dtype=np.float64)[rows]
+                at = measured[name]
+                y = np.asarray(values[name], dtype=np.float64)[rows][at]
                 others = np.delete(known, self.model.targets.index(name), axis=1)
                 for seed in range(seeds):
-                    pick = np.random.default_rng(seed).choice(len(rows), k, replace=False)
-                    z = normalise(y[pick], self.normalisation)[0]
+                    pick = at[np.random.default_rng(seed).choice(len(at), k, replace=False)]
+                    z = normalise(np.asarray(values[name], dtype=np.float64)[rows][pick], self.normalisation)[0]
                     rel = prior.noise_scale(z)
-                    preds = [calibrate_member(others[e], phi[e, pick], z, prior, rel).predict(phi[e])[0]
+                    preds = [calibrate_member(others[e], phi[e, pick], z, prior, rel).predict(phi[e, at])[0]
                              for e in range(self.model.members)]
                     scores.append(_spearman(np.mean(preds, axis=0), y))
             score = float(np.nanmean(scores))

@@ -6,12 +6,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from archgen.complexity import PROXY_TASK, proxy_scores
 from archgen.data import load_table
 from archgen.errors import UnknownNameError
 from archgen.spaces import get_space
 
 from .fit import ACCURACY_FIT, LATENCY_FIT, FitConfig, fit_predictor, for_table
+from .predictor import label_domain
 
 
 def _select(kind: str, available: list[str], wanted: Sequence[str] | None, excluded: Sequence[str]) -> list[str]:
@@ -52,11 +55,17 @@ def pretrain_predictors(
     table = load_table(sp.name, root)
     archs = list(table.archs)
     devices = _select(f"device of the {sp.name} table", table.devices, devices, exclude_devices)
-    # a table without accuracies (FBNet, MobileNetV3): the training-free proxy stands in
-    accuracies = table.accuracies or {PROXY_TASK: proxy_scores(sp, archs)}
+    # rows without any accuracy label (FBNet: all; MobileNetV3: the 5,000 latency rows)
+    # keep the training-free proxy as a task that is known everywhere
+    accuracies = dict(table.accuracies)
+    labelled = np.zeros(len(archs), dtype=bool)
+    for values in accuracies.values():
+        labelled |= np.isfinite(values)
+    if not labelled.all():
+        accuracies[PROXY_TASK] = proxy_scores(sp, archs)
     tasks = _select(f"task of the {sp.name} table", sorted(accuracies), tasks, exclude_tasks)
-    latency_config = latency_config or for_table(LATENCY_FIT, len(archs))
-    accuracy_config = accuracy_config or for_table(ACCURACY_FIT, len(archs), "accuracy")
+    latency_config = latency_config or for_table(LATENCY_FIT, len(archs), space=sp)
+    accuracy_config = accuracy_config or for_table(ACCURACY_FIT, len(archs), "accuracy", space=sp)
     timings = {}
     predictors = {}
     for kind, names, config, unit, norm in (
@@ -77,6 +86,8 @@ def pretrain_predictors(
             logger=logger, progress=progress,
             checkpoint_dir=Path(checkpoint_dir) / kind if checkpoint_dir else None, trainer_options=trainer_options,
         )
+        if kind == "accuracy":  # where every label shares a decision (OFA ImageNet: r224), stay there
+            predictors[kind].domains = {n: d for n in names if (d := label_domain(sp, archs, values[n]))}
         timings[kind] = round(time.perf_counter() - start, 1)
         if logger is not None:
             logger.experiment.summary["train_seconds"] = timings[kind]
@@ -84,6 +95,7 @@ def pretrain_predictors(
     meta = {
         "seed": seed, "devices": devices, "tasks": tasks,
         "excluded_devices": list(exclude_devices), "excluded_tasks": list(exclude_tasks),
+        "domains": {n: {str(k): v for k, v in d.items()} for n, d in predictors["accuracy"].domains.items()},
         "latency_config": latency_config.to_dict(), "accuracy_config": accuracy_config.to_dict(),
         "train_seconds": timings,
     }

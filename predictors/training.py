@@ -14,13 +14,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from graph_encoders import GraphBatcher
+from graph_encoders import make_batcher
 
 from .model import EmbeddingPredictor
 
 
 class TableDataModule(L.LightningDataModule):
-    """Train/validation split of a table of architectures and targets."""
+    """Train/validation split of a table of architectures and targets, batched
+    for ``encoder`` (graphs, or option-index vectors)."""
 
     def __init__(
         self,
@@ -31,6 +32,7 @@ class TableDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         seed: int = 0,
         view: str = "full",
+        encoder: str = "gin",
     ):
         super().__init__()
         targets = np.asarray(targets, dtype=np.float32)
@@ -41,7 +43,7 @@ class TableDataModule(L.LightningDataModule):
         self.archs = list(archs)
         self.targets = torch.from_numpy(targets)
         self.batch_size = batch_size
-        self.batcher = GraphBatcher(space, view)
+        self.batcher = make_batcher(space, view, encoder)
         perm = np.random.default_rng(seed).permutation(len(archs))
         n_val = int(round(val_fraction * len(archs))) if len(archs) >= 20 else 0
         self.val_idx, self.train_idx = perm[:n_val].tolist(), perm[n_val:].tolist()

@@ -1,5 +1,5 @@
-"""Shared fixtures. Tests read the real benchmark tables in place: from
-$ARCHGEN_DATA, else from ../shared/benchmarks beside the checkout."""
+"""Shared fixtures. Tests read the benchmark tables in place: from $ARCHGEN_DATA
+if set, else from the copy packaged with archgen (archgen/benchmarks, gzip'd)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "benchmarks"
-
-if not os.environ.get("ARCHGEN_DATA") and DEFAULT_DATA.is_dir():
-    os.environ["ARCHGEN_DATA"] = str(DEFAULT_DATA)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -23,17 +19,44 @@ def _measurement_cache_in_tmp(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    root = os.environ.get("ARCHGEN_DATA")
-    if not root or not Path(root).is_dir():
-        pytest.fail("benchmark data not found: set ARCHGEN_DATA to the shared benchmarks folder")
-    return Path(root)
+    """The benchmark folder in use: $ARCHGEN_DATA if set, else the packaged copy."""
+    from archgen.data import data_root
+    from archgen.errors import DataError
+
+    try:
+        return data_root()
+    except DataError as exc:  # e.g. ARCHGEN_DATA names a folder that does not exist
+        pytest.fail(str(exc))
+
+
+def require_table(space: str, root=None):
+    """The table of ``space`` from ``root`` (default: the folder in use), or skip
+    the test, with the reason, where that folder lacks it."""
+    from archgen.data import LAYOUT, data_root, find_file
+
+    folder = data_root(root) / LAYOUT[space].folder
+    missing = [name for name in LAYOUT[space].files if find_file(folder, name) is None]
+    if missing:
+        pytest.skip(f"the benchmark folder {folder} lacks {', '.join(missing)} (table {space!r})")
+    from archgen.data import load_table
+
+    return load_table(space, root)
+
+
+def require_file(root, relative: str) -> Path:
+    """``root/relative`` (or its ``.gz``), or skip the test where the folder lacks it.
+    Open it with :func:`archgen.data.open_text`."""
+    from archgen.data import find_file
+
+    path = find_file((Path(root) / relative).parent, Path(relative).name)
+    if path is None:
+        pytest.skip(f"the benchmark folder {root} lacks {relative}")
+    return path
 
 
 @pytest.fixture(scope="session")
 def nb201_table(data_root):
-    from archgen.data import load_table
-
-    return load_table("nb201", data_root)
+    return require_table("nb201", data_root)
 
 
 @pytest.fixture(scope="session")

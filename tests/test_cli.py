@@ -43,5 +43,5 @@ def test_errors_are_one_line_not_tracebacks(capsys):
     err = capsys.readouterr().err
     assert err.startswith("archgen show: error: token 'conv~0'") and "Traceback" not in err
     assert main(["show", BEST_C10, "--space", "nb999"]) == 2
-    assert "unknown search space 'nb999'; valid: fbnet, mbv3, nb201" in capsys.readouterr().err
+    assert "unknown search space 'nb999'; valid: anb, fbnet, mbv3, nb201" in capsys.readouterr().err
     assert main(["measure", BEST_C10, "--batch-size", "0"]) == 2

@@ -88,8 +88,11 @@ def test_non_string_and_bad_records(fbnet):
 
 
 def test_every_table_row_parses(fbnet, data_root):
-    path = data_root / "fbnet" / "archs.csv"
-    with open(path, newline="") as f:
+    from archgen.data import open_text
+    from conftest import require_file
+
+    path = require_file(data_root, "fbnet/archs.csv")  # plain or .gz
+    with open_text(path) as f:
         rows = list(csv.reader(f))
     header, rows = rows[0], rows[1:]
     assert header == ["index"] + [f"layer{i}" for i in range(22)]

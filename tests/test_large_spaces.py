@@ -9,11 +9,10 @@ from scipy.stats import kendalltau, spearmanr
 from archgen import ArchGen
 from archgen.api import bundled_path
 from archgen.complexity import PROXY_TASK, proxy_scores
-from archgen.data import load_table
 from archgen.errors import BudgetError, InvalidArchError
 from archgen.spaces import get_space
 from archgen.spaces.atomic import AtomicSpace
-from conftest import BEST_C10
+from conftest import BEST_C10, require_table
 
 SPACES = ("fbnet", "mbv3")
 
@@ -21,14 +20,16 @@ SPACES = ("fbnet", "mbv3")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("name, devices", [("fbnet", 24), ("mbv3", 11)])
-def test_tables_load_as_canonical_archs(data_root, name, devices):
-    table = load_table(name, data_root)
+@pytest.mark.parametrize("name, devices, tasks", [("fbnet", 24, []), ("mbv3", 11, ["imagenet"])])
+def test_tables_load_as_canonical_archs(data_root, name, devices, tasks):
+    table = require_table(name, data_root)
     space = get_space(name)
-    assert len(table) == 5000 and len(table.devices) == devices
-    assert table.tasks == []  # no accuracy labels: the proxy stands in
+    assert len(table) >= 5000 and len(table.devices) == devices
+    assert table.tasks == tasks  # FBNet: no accuracy labels, the proxy stands in
     assert all(space.parse(a) == a for a in table.archs[:200])
-    assert table.latency(table.devices[0]).shape == (5000,)
+    # the 5,000 latency rows come first, measured on every device
+    assert table.latency(table.devices[0]).shape == (len(table),)
+    assert all(table.latency_rows(d).tolist() == list(range(5000)) for d in table.devices)
 
 
 def test_proxy_ranks_nb201_accuracy(nb201, nb201_table):
@@ -43,18 +44,19 @@ def test_shipped_bundle(name, data_root):
     assert path.is_file() and path.stat().st_size < 5e6
     assert f"archgen pretrain --space {name}" in path.with_suffix(".md").read_text()
     ag = ArchGen.pretrained(name, data=data_root)
-    table = load_table(name, data_root)
+    table = require_table(name, data_root)
     assert ag.tasks() == [PROXY_TASK] and set(ag.devices()) == set(table.devices)
-    archs = list(table.archs[:500])
     device = table.devices[-1]
-    assert spearmanr(ag.predict_latency(archs, device).mean, table.latency(device)[:500])[0] > 0.8
+    rows = table.latency_rows(device)[:500]  # measured rows only
+    archs = [table.archs[i] for i in rows]
+    assert spearmanr(ag.predict_latency(archs, device).mean, table.latency(device)[rows])[0] > 0.8
     assert spearmanr(ag.predict_accuracy(archs, PROXY_TASK).mean, proxy_scores(ag.space, archs))[0] > 0.9
 
 
 @pytest.mark.parametrize("name", SPACES)
 def test_generate_for_a_calibrated_device(name, data_root, tmp_path):
     ag = ArchGen.pretrained(name, data=data_root)
-    table = load_table(name, data_root)
+    table = require_table(name, data_root)
     device = table.devices[0]
     archs = ag.space.sample(10, seed=1)
     ag.calibrate_device("new_board", archs, 1.5 * ag.predict_latency(archs, device).mean)

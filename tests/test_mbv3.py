@@ -26,8 +26,11 @@ def mbv3():
 
 @pytest.fixture(scope="module")
 def records(data_root):
-    path = data_root / "ofa_mbv3" / "archs.jsonl"
-    with open(path) as f:
+    from archgen.data import open_text
+    from conftest import require_file
+
+    path = require_file(data_root, "ofa_mbv3/archs.jsonl")  # plain or .gz
+    with open_text(path) as f:
         return [json.loads(line) for line in f if line.strip()]
 
 

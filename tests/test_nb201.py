@@ -12,7 +12,7 @@ ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 
 def test_registry_and_aliases(nb201):
     assert get_space("NAS-Bench-201").name == "nb201"
-    with pytest.raises(KeyError, match="unknown search space 'nb999'; valid: fbnet, mbv3, nb201"):
+    with pytest.raises(KeyError, match="unknown search space 'nb999'; valid: anb, fbnet, mbv3, nb201"):
         get_space("nb999")
 
 

@@ -41,7 +41,7 @@ def test_encoders_share_one_interface(nb201, name):
 
 
 def test_unknown_encoder():
-    with pytest.raises(UnknownNameError, match="unknown graph encoder 'transformer'; valid: dag, gin"):
+    with pytest.raises(UnknownNameError, match="unknown graph encoder 'transformer'; valid: choices, dag, gin"):
         build_encoder("transformer")
 
 

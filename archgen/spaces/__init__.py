@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from ..errors import UnknownNameError
+from .anb import AnbSpace
 from .base import SearchSpace
 from .fbnet import FBNetSpace
 from .mbv3 import MBv3Space
 from .nb201 import NB201Space
 
-_SPACES: dict[str, type[SearchSpace]] = {s.name: s for s in (NB201Space, FBNetSpace, MBv3Space)}
+_SPACES: dict[str, type[SearchSpace]] = {s.name: s for s in (NB201Space, FBNetSpace, MBv3Space, AnbSpace)}
 _ALIASES = {"nasbench201": "nb201", "nas-bench-201": "nb201", "nats-tss": "nb201",
-            "hw-nas-bench-fbnet": "fbnet", "ofa": "mbv3", "ofa_mbv3": "mbv3", "mobilenetv3": "mbv3"}
+            "hw-nas-bench-fbnet": "fbnet", "ofa": "mbv3", "ofa_mbv3": "mbv3", "mobilenetv3": "mbv3",
+            "accel_nasbench": "anb", "accel-nasbench": "anb"}
 
 
 def available_spaces() -> list[str]:
@@ -27,4 +29,4 @@ def get_space(name: str | SearchSpace) -> SearchSpace:
     return _SPACES[key]()
 
 
-__all__ = ["SearchSpace", "FBNetSpace", "MBv3Space", "NB201Space", "available_spaces", "get_space"]
+__all__ = ["SearchSpace", "AnbSpace", "FBNetSpace", "MBv3Space", "NB201Space", "available_spaces", "get_space"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
+from ..ops import NUMERIC_ATTRS
 
 #: graph views an encoder can read: the architecture as built, or with ``none``
 #: ops and the ops they cut off from the output removed (what the network computes)
@@ -88,6 +89,11 @@ class SearchSpace(ABC):
     #: whether :meth:`to_graph` puts channels, kernel, stride, groups, expansion
     #: and resolution on every node (then :meth:`complexity` reads them off)
     shaped_graphs: bool = False
+    #: the numeric node attributes its graphs use, a prefix of :data:`~archgen.ops.NUMERIC_ATTRS`:
+    #: graph encoders read the op one-hot and just these (``se`` is informative only
+    #: where squeeze-excite is a choice, as in ``anb``; elsewhere it would only
+    #: change how a predictor's first layer is initialised)
+    node_attrs: tuple[str, ...] = NUMERIC_ATTRS[:7]
 
     # -- identity -------------------------------------------------------------
     @abstractmethod
@@ -137,6 +143,13 @@ class SearchSpace(ABC):
     def decode_choices(self, choices: Sequence[int]) -> str:
         """The arch string of one option index per slot (inverse of :meth:`encode_choices`)."""
         raise NotImplementedError(f"the {self.name} space has no decision layout for generators")
+
+    def canonical_choices(self, choices):
+        """``[n, S]`` option indices with every vector replaced by the one
+        :meth:`encode_choices` gives for what it decodes to (vectorised). The
+        default is the identity, right for spaces where distinct vectors are
+        distinct architectures; spaces whose vectors can alias override it."""
+        return choices
 
     def _check_choices(self, choices: Sequence[int]) -> list[int]:
         options = self.decisions.options

@@ -389,6 +389,18 @@ class MBv3Space(SearchSpace):
                     choices.append(len(LAYER_OPTIONS))  # skip
         return tuple(choices)
 
+    def canonical_choices(self, choices):
+        """A layer slot after a skipped one in its stage is unused: make it ``skip`` too."""
+        import numpy as np
+
+        out = np.array(choices, dtype=np.int64, copy=True)
+        skip = len(LAYER_OPTIONS)
+        for s_idx in range(NUM_STAGES):
+            first = 1 + s_idx * MAX_DEPTH
+            for slot in range(DEPTHS[0] + 1, MAX_DEPTH):
+                out[:, first + slot] = np.where(out[:, first + slot - 1] == skip, skip, out[:, first + slot])
+        return out
+
     def decode_choices(self, choices) -> str:
         values = self._check_choices(choices)
         stages = []

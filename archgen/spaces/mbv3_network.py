@@ -28,12 +28,14 @@ from .mbv3 import (
 )
 
 
+_ACTS = {"relu": nn.ReLU, "hswish": nn.Hardswish, "swish": nn.SiLU, "sigmoid": nn.Sigmoid, "hsigmoid": nn.Hardsigmoid}
+
+
 def make_act(name: str) -> nn.Module:
-    if name == "relu":
-        return nn.ReLU()
-    if name == "hswish":
-        return nn.Hardswish()
-    raise ValueError(f"unknown activation {name!r}; valid: relu, hswish")
+    """A fresh activation module by name: relu, hswish, swish (SiLU), sigmoid, hsigmoid."""
+    if name not in _ACTS:
+        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(_ACTS)}")
+    return _ACTS[name]()
 
 
 class ConvBNAct(nn.Sequential):
@@ -50,16 +52,17 @@ class ConvBNAct(nn.Sequential):
 
 
 class SqueezeExcite(nn.Module):
-    """Global pool -> 1x1 reduce (to ``make_divisible(channels / 4, 8)``) -> ReLU ->
-    1x1 expand -> hard sigmoid, multiplied onto the input."""
+    """Global pool -> 1x1 reduce (to ``make_divisible(channels / 4, 8)``, or ``mid``) ->
+    ``act`` (ReLU) -> 1x1 expand -> ``gate`` (hard sigmoid), multiplied onto the input."""
 
-    def __init__(self, channels: int, reduction: int = 4):
+    def __init__(self, channels: int, reduction: int = 4, *, mid: int | None = None, act: str = "relu",
+                 gate: str = "hsigmoid"):
         super().__init__()
-        mid = make_divisible(channels / reduction, 8)
+        mid = make_divisible(channels / reduction, 8) if mid is None else mid
         self.reduce = nn.Conv2d(channels, mid, 1, bias=True)
-        self.act = nn.ReLU()
+        self.act = make_act(act)
         self.expand = nn.Conv2d(mid, channels, 1, bias=True)
-        self.gate = nn.Hardsigmoid()
+        self.gate = make_act(gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x.mean((2, 3), keepdim=True)
@@ -67,15 +70,18 @@ class SqueezeExcite(nn.Module):
 
 
 class MBConv(nn.Module):
-    """Inverted residual block; the 1x1 expansion is left out when ``expand == 1``."""
+    """Inverted residual block; the 1x1 expansion is left out when ``expand == 1``.
+    ``se_channels``, ``se_act``, ``se_gate``: the squeeze-excite's reduced width (default
+    OFA's, see :class:`SqueezeExcite`), inner activation and gate."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, expand: int, stride: int, act: str, se: bool):
+    def __init__(self, c_in: int, c_out: int, kernel: int, expand: int, stride: int, act: str, se: bool, *,
+                 se_channels: int | None = None, se_act: str = "relu", se_gate: str = "hsigmoid"):
         super().__init__()
         mid = make_divisible(round(c_in * expand), 8)
         self.kernel, self.expand_ratio, self.stride = kernel, expand, stride
         self.expand = ConvBNAct(c_in, mid, 1, act=act) if expand != 1 else None
         self.depthwise = ConvBNAct(mid, mid, kernel, stride=stride, groups=mid, act=act)
-        self.se = SqueezeExcite(mid) if se else None
+        self.se = SqueezeExcite(mid, mid=se_channels, act=se_act, gate=se_gate) if se else None
         self.project = ConvBNAct(mid, c_out, 1, act=None)
         self.residual = stride == 1 and c_in == c_out
 
