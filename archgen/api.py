@@ -67,8 +67,8 @@ class ArchGen:
         return self.bundle.accuracy.targets
 
     def device_note(self, device: str) -> str:
-        """What ``device``'s milliseconds mean where it is not plain batch-1 latency
-        (``anb``'s ``*_per_image`` devices: 1000 / measured throughput); "" otherwise."""
+        """What ``device``'s milliseconds mean, where its table says (``anb``'s
+        ``*_per_image`` devices: 1000 / measured throughput, not batch-1 latency); "" otherwise."""
         return self.bundle.meta.get("device_notes", {}).get(device, "")
 
     def generators(self) -> list[str]:
@@ -126,8 +126,8 @@ class ArchGen:
     def task_domain(self, task: str) -> dict[str, str]:
         """The decisions ``task`` was learned with only, as ``{"slot N": option}``
         (empty: anywhere in the space); generation keeps them, prediction outside them is an error."""
-        options = self.space.decisions.options if self.bundle.accuracy.domain(task) else ()
-        return {f"slot {s}": options[s][o] for s, o in self.bundle.accuracy.domain(task).items()}
+        domain = self.bundle.accuracy.domain(task)
+        return {f"slot {s}": self.space.decisions.options[s][o] for s, o in domain.items()}
 
     # -- prediction ----------------------------------------------------------------------
     def predict_latency(self, archs: Sequence[ArchLike], device: str):

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generators", default="diffusion,autoregressive",
                    help="comma-separated generators to train (default: diffusion,autoregressive; '' for none)")
     p.add_argument("--generator-epochs", type=int, default=None, help="epochs of each generator")
+    p.add_argument("--reuse-latency", default=None, metavar="BUNDLE",
+                   help="keep the latency predictor of this earlier bundle of the space (default: train one); "
+                        "it gains a feature student where the space's requests need one")
     p.add_argument("--accelerator", default="cpu", help="Lightning accelerator: cpu (default), gpu, auto")
     p.add_argument("--trainer-devices", default="1",
                    help="Lightning devices per node (default 1; --devices names benchmark devices here)")
@@ -295,6 +298,7 @@ def cmd_pretrain(args) -> int:
     from predictors.fit import ACCURACY_FIT, LATENCY_FIT, for_table
 
     from .data import load_table
+    from .bundle import Bundle
     from .pretrain import pretrain_bundle
     from .spaces import get_space
 
@@ -332,6 +336,7 @@ def cmd_pretrain(args) -> int:
         generator_config=gen_cfg, seed=args.seed, use_wandb=args.wandb,
         run_dir=args.run_dir, progress=not args.no_progress,
         checkpoint_dir=Path(args.run_dir) / "checkpoints" if args.checkpoints else None, command=command,
+        reuse_latency=Bundle.load(args.reuse_latency).latency if args.reuse_latency else None,
         trainer_options={"accelerator": args.accelerator, "devices": _devices(args.trainer_devices), "strategy": args.strategy,
                          "num_nodes": args.num_nodes},
     )

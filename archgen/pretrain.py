@@ -37,9 +37,10 @@ def pretrain_bundle(
     checkpoint_dir: str | Path | None = None,
     trainer_options: dict | None = None,
     command: str = "",
+    reuse_latency=None,
 ) -> Bundle:
-    """Pretrain the predictors (see :func:`predictors.pretrain.pretrain_predictors`)
-    and train ``generators`` on all architectures of ``space``'s table. Every
+    """Pretrain the predictors (see :func:`predictors.pretrain.pretrain_predictors`;
+    ``reuse_latency``: keep an earlier bundle's latency predictor) and train ``generators`` on all architectures of ``space``'s table. Every
     model logs to its own W&B run when ``use_wandb``."""
     from generators.model import GeneratorConfig, check_kind
     from generators.training import fit_generator
@@ -53,7 +54,7 @@ def pretrain_bundle(
         sp.name, root, devices=devices, exclude_devices=exclude_devices, tasks=tasks, exclude_tasks=exclude_tasks,
         latency_config=latency_config, accuracy_config=accuracy_config, seed=seed,
         use_wandb=use_wandb, run_dir=run_dir, progress=progress, checkpoint_dir=checkpoint_dir,
-        trainer_options=trainer_options,
+        trainer_options=trainer_options, reuse_latency=reuse_latency,
     )
     archs = list(load_table(sp.name, root).archs)
     trained = {}

@@ -11,6 +11,8 @@ import lightning as L
 import numpy as np
 import torch
 
+from graph_encoders import CHOICE_ENCODERS
+
 from .calibration import PRIOR_GRID, RELATIVE_FLOORS
 from .predictor import MetricPredictor, encode, normalise, tabulable
 from .training import PredictorModule, TableDataModule
@@ -90,12 +92,18 @@ def for_table(config: FitConfig, num_archs: int, kind: str = "latency", space=No
     of 128 (~3,500 steps), without which the GNN underfits (held-out Spearman 0.54
     vs 0.84 on OFA's titan_rtx_1, k=10). Its ``latency`` encoder is also wider
     (:data:`SMALL_TABLE_LATENCY_WIDTH`); a large table's ``accuracy`` predictor is
-    wider and trains longer (:data:`FULL_TABLE_ACCURACY`). A ``space`` too large to
-    tabulate gets a feature student (:data:`STUDENT_ARCHS` random architectures) so
+    wider and trains longer (:data:`FULL_TABLE_ACCURACY`). With ``space``, an accuracy
+    predictor reads the space's :attr:`~archgen.spaces.base.SearchSpace.accuracy_encoder`
+    (a latency predictor its ``latency_encoder``),
+    and a graph predictor in a space too large to tabulate gets a feature student
+    (:data:`STUDENT_ARCHS` random architectures) so
     that guidance can score thousands of proposals a second."""
     if kind not in ("latency", "accuracy"):
         raise ValueError(f"kind must be 'latency' or 'accuracy', got {kind!r}")
-    if space is not None and not tabulable(space) and config.student_archs == 0:
+    if space is not None:
+        config = replace(config, encoder=space.accuracy_encoder if kind == "accuracy" else space.latency_encoder)
+    if space is not None and not tabulable(space) and config.student_archs == 0 \
+            and config.encoder not in CHOICE_ENCODERS:
         config = replace(config, student_archs=STUDENT_ARCHS)
     if num_archs >= SMALL_TABLE:
         if kind == "accuracy":
@@ -187,14 +195,24 @@ def fit_predictor(
     if config.remember_labels:
         predictor.remember_labels(archs, targets)
     if config.student_archs:
-        from .student import StudentConfig, fit_student
-
-        known = set(archs)
-        extra = [a for a in space.sample(config.student_archs, seed=seed) if a not in known]
-        teacher = np.concatenate([phi, encode(model, data.batcher, extra)], axis=1)
-        predictor.student = fit_student(space, [*archs, *extra], teacher, StudentConfig(archs=config.student_archs),
-                                        seed=seed, progress=progress)
+        add_student(predictor, archs, config.student_archs, phi, seed=seed, progress=progress)
     if config.tune_prior:
         floors = RELATIVE_FLOORS if normalisation == "ratio" else (None,)
         predictor.tune_prior(archs, targets, [replace(p, relative_floor=f) for p in PRIOR_GRID for f in floors])
+    return predictor
+
+
+def add_student(predictor: MetricPredictor, archs: list[str], count: int = STUDENT_ARCHS,
+                features: np.ndarray | None = None, *, seed: int = 0, progress: bool = True) -> MetricPredictor:
+    """Distil ``predictor``'s feature student (:mod:`predictors.student`) from
+    ``archs`` (its table; ``features`` of them where already encoded) and ``count``
+    random architectures of its space, all encoded by its network."""
+    from .student import StudentConfig, fit_student
+
+    space, known = predictor.space, set(archs)
+    extra = [a for a in space.sample(count, seed=seed) if a not in known]
+    phi = features if features is not None else predictor.features(list(archs))
+    teacher = np.concatenate([phi, encode(predictor.model, predictor.batcher, extra)], axis=1)
+    predictor.student = fit_student(space, [*archs, *extra], teacher, StudentConfig(archs=count), seed=seed,
+                                    progress=progress)
     return predictor

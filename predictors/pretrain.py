@@ -27,6 +27,19 @@ def _select(kind: str, available: list[str], wanted: Sequence[str] | None, exclu
     return chosen
 
 
+def _reused(predictor, space, devices: list[str], config: FitConfig, archs: list[str], seed: int, progress: bool):
+    if predictor.space.name != space.name:
+        raise ValueError(f"the reused latency predictor is for space {predictor.space.name!r}, not {space.name!r}")
+    if sorted(predictor.known_targets) != sorted(devices):
+        raise ValueError(f"the reused latency predictor knows devices {sorted(predictor.known_targets)}, "
+                         f"the table (after --devices/--exclude-devices) {sorted(devices)}")
+    if config.student_archs and predictor.student is None:
+        from .fit import add_student
+
+        add_student(predictor, archs, config.student_archs, seed=seed, progress=progress)
+    return predictor
+
+
 def pretrain_predictors(
     space: str = "nb201",
     root: str | Path | None = None,
@@ -43,6 +56,7 @@ def pretrain_predictors(
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
     trainer_options: dict | None = None,
+    reuse_latency=None,
 ) -> tuple[dict, dict]:
     """Train the latency predictor on ``devices`` and the accuracy predictor on
     ``tasks`` of ``space``'s table (all, minus the excluded ones). Returns
@@ -50,7 +64,10 @@ def pretrain_predictors(
     shipped ones (:data:`~predictors.fit.LATENCY_FIT`, :data:`~predictors.fit.ACCURACY_FIT`)
     sized for the table (:func:`~predictors.fit.for_table`). ``trainer_options`` go to every
     Lightning ``Trainer`` (e.g. ``accelerator``, ``devices``, ``strategy``,
-    ``num_nodes``; default one CPU process)."""
+    ``num_nodes``; default one CPU process). ``reuse_latency``: a latency predictor
+    already trained on this table (an earlier bundle's) kept as it is, given a
+    feature student if its config asks for one and it has none: adding a task then
+    retrains nothing on the latency side."""
     sp = get_space(space)
     table = load_table(sp.name, root)
     archs = list(table.archs)
@@ -81,6 +98,10 @@ def pretrain_predictors(
                                           **config.to_dict()})
         start = time.perf_counter()
         values = {n: (table.latency(n) if kind == "latency" else accuracies[n]) for n in names}
+        if kind == "latency" and reuse_latency is not None:
+            predictors[kind] = _reused(reuse_latency, sp, names, config, archs, seed, progress)
+            timings[kind] = round(time.perf_counter() - start, 1)
+            continue
         predictors[kind] = fit_predictor(
             sp, archs, values, kind=kind, unit=unit, normalisation=norm, config=config, seed=seed,
             logger=logger, progress=progress,

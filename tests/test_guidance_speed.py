@@ -145,20 +145,42 @@ def test_gin_predictor_scores_vectors_through_its_student(anb, student_predictor
     assert not p.model.reads_choices and p.reads_choices
     assert isinstance(p.student.r2, float) and np.isfinite(p.student.r2)
     vectors = _random_choices(anb, 300, seed=2)
-    archs = [anb.decode_choices(v) for v in vectors.tolist()]
-    fast, slow = p.predict_choices(vectors, DEVICE), p.predict(archs, DEVICE)
+    fast = p.predict_choices(vectors, DEVICE)
     assert fast.mean.shape == fast.std.shape == (300,)
     assert np.isfinite(fast.mean).all() and np.isfinite(fast.std).all() and (fast.std > 0).all()
-    assert spearmanr(fast.mean, slow.mean)[0] > 0.8
+    # the vector path: canonicalised option vectors through the student, never the GNN
+    batch = ChoiceBatcher(anb).from_choices(vectors)
+    with torch.no_grad():
+        phi = p.student.features(batch).double().numpy()
+    assert phi.shape == (2, 300, p.model.config["rank"] + 1) and (phi[:, :, 0] == 1).all()
 
     # a calibrated target reads the student's features through its own embedding
+    archs = [anb.decode_choices(v) for v in vectors.tolist()]
     cal_archs = anb.sample(10, seed=8)
     p.calibrate("new", cal_archs, 2.0 * p.predict(cal_archs, DEVICE).mean)
     try:
         new_fast, new_slow = p.predict_choices(vectors, "new"), p.predict(archs, "new")
-        assert np.isfinite(new_fast.mean).all() and np.isfinite(new_slow.mean).all()
         assert new_fast.mean.shape == new_slow.mean.shape == (300,)
-        assert spearmanr(new_fast.mean, new_slow.mean)[0] > 0.8
+        assert np.isfinite(new_fast.mean).all() and np.isfinite(new_fast.std).all()
+        assert np.isfinite(new_slow.mean).all() and (new_fast.mean > 0).all()
+    finally:
+        p.forget("new")
+    assert p.targets == [DEVICE]
+
+
+# a teacher member whose features vary by 0.2% around a mean of 1.2 (this small latency GNN)
+# is learned only because the student fits standardised features
+def test_student_ranks_like_its_teacher(anb, student_predictor):
+    p = student_predictor
+    vectors = _random_choices(anb, 300, seed=2)
+    archs = [anb.decode_choices(v) for v in vectors.tolist()]
+    fast, slow = p.predict_choices(vectors, DEVICE), p.predict(archs, DEVICE)
+    assert spearmanr(fast.mean, slow.mean)[0] > 0.8
+    assert p.student.r2 > 0.5
+    cal_archs = anb.sample(10, seed=8)
+    p.calibrate("new", cal_archs, 2.0 * p.predict(cal_archs, DEVICE).mean)
+    try:
+        assert spearmanr(p.predict_choices(vectors, "new").mean, p.predict(archs, "new").mean)[0] > 0.8
     finally:
         p.forget("new")
 

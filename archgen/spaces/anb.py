@@ -256,6 +256,10 @@ class AnbSpace(SearchSpace):
     shaped_graphs = True
     #: squeeze-excite is a choice here, so encoders read the ``se`` attribute too
     node_attrs = NUMERIC_ATTRS[: NUMERIC_ATTRS.index("se") + 1]
+    #: six devices over 4,626 rows: the decision-vector encoder pretrains in about a minute
+    #: where the graph network takes half an hour on 2 cores (``bench/anb.py --part devices``
+    #: measures what it predicts on held-out devices)
+    latency_encoder = "choices"
     input_shape = (3, RESOLUTION, RESOLUTION)
     expands = EXPANDS
     kernels = KERNELS

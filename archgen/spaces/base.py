@@ -94,6 +94,12 @@ class SearchSpace(ABC):
     #: where squeeze-excite is a choice, as in ``anb``; elsewhere it would only
     #: change how a predictor's first layer is initialised)
     node_attrs: tuple[str, ...] = NUMERIC_ATTRS[:7]
+    #: the encoder of its shipped accuracy predictor (:mod:`graph_encoders`): a graph
+    #: network, or ``"choices"`` (an MLP over the decision vector) where that ranks
+    #: the table's labels better (``bench/anb.py``)
+    accuracy_encoder: str = "gin"
+    #: the encoder of its shipped latency predictor
+    latency_encoder: str = "gin"
 
     # -- identity -------------------------------------------------------------
     @abstractmethod
