@@ -34,8 +34,9 @@ def test_anb_bundle_is_small_recorded_and_complete(anb):
     assert set(anb.devices()) == {"zcu102", "a100_per_image", "3090_per_image", "tpuv2_per_image",
                                   "tpuv3_per_image", "zcu102_per_image"}
     assert set(anb.generators()) == {"diffusion", "autoregressive", "random"}
-    assert anb.scores_choices  # both predictors carry a feature student
-    assert anb.bundle.accuracy.student.r2 > 0.9 and anb.bundle.latency.student.r2 > 0.9
+    assert anb.scores_choices  # the graph accuracy predictor through its student, latency directly
+    assert anb.bundle.accuracy.student.r2 > 0.9
+    assert anb.bundle.latency.model.config["encoder"] == "choices" and anb.bundle.latency.student is None
 
 
 def test_throughput_devices_say_what_their_milliseconds_mean(anb):

@@ -208,10 +208,14 @@ def test_graph_predictor_without_student_reads_archs(anb, student_predictor):
     np.testing.assert_array_equal(predict_options(p, anb, vectors, DEVICE).mean, p.predict(archs, DEVICE).mean)
 
 
-def test_for_table_gives_large_spaces_a_student(anb, nb201):
-    assert for_table(FitConfig(), 4626, "latency", space=anb).student_archs == STUDENT_ARCHS
+def test_for_table_gives_large_spaces_graph_predictors_a_student(anb, nb201):
+    # anb: the graph accuracy predictor gets a student; its latency predictor reads decisions itself
+    accuracy = for_table(FitConfig(), 4626, "accuracy", space=anb)
+    assert accuracy.encoder == "gin" and accuracy.student_archs == STUDENT_ARCHS
+    latency = for_table(FitConfig(), 4626, "latency", space=anb)
+    assert latency.encoder == "choices" and latency.student_archs == 0
     assert for_table(FitConfig(), 15625, "accuracy", space=nb201).student_archs == 0
-    assert for_table(FitConfig(student_archs=7), 4626, space=anb).student_archs == 7
+    assert for_table(FitConfig(student_archs=7), 4626, "accuracy", space=anb).student_archs == 7
     assert for_table(FitConfig(), 4626).student_archs == 0
 
 

@@ -32,7 +32,7 @@ from .anb import (
     STEM_WIDTH,
     AnbStage,
 )
-from .mbv3_network import ConvBNAct, MBConv
+from .mbv3_network import ConvBNAct, MBConv, he_fout_init
 
 #: activation -> the squeeze-excite gate the reference pairs with it
 SE_GATES = {"swish": "sigmoid", "relu": "hsigmoid"}
@@ -119,18 +119,7 @@ class AnbNetwork(nn.Module):
     def _init_weights(self) -> None:
         """The reference's (torchvision EfficientNet's): conv weights He-normal (fan out),
         BN 1/0, linear U(+-1/sqrt(out_features)), biases 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                bound = 1.0 / m.out_features ** 0.5
-                nn.init.uniform_(m.weight, -bound, bound)
-                nn.init.zeros_(m.bias)
+        he_fout_init(self, linear_fan="out")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.blocks(self.stem(x)))

@@ -38,6 +38,24 @@ def make_act(name: str) -> nn.Module:
     return _ACTS[name]()
 
 
+def he_fout_init(module: nn.Module, linear_fan: str = "in") -> None:
+    """Conv weights He-normal over fan-out (N(0, 2 / (k*k*out))), BN 1/0, linear weights
+    U(+-1/sqrt(fan)) with ``linear_fan`` its ``"in"`` (OFA) or ``"out"`` features
+    (torchvision's EfficientNet), biases 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            bound = 1.0 / (m.in_features if linear_fan == "in" else m.out_features) ** 0.5
+            nn.init.uniform_(m.weight, -bound, bound)
+            nn.init.zeros_(m.bias)
+
+
 class ConvBNAct(nn.Sequential):
     """Conv (no bias, 'same' padding) -> BatchNorm -> activation (``act=None``: none)."""
 
@@ -140,18 +158,7 @@ class MBv3Network(nn.Module):
 
     def _init_weights(self) -> None:
         """OFA's ``he_fout``: conv weights N(0, 2 / (k*k*out)), BN 1/0, linear U(+-1/sqrt(in)), biases 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                bound = 1.0 / m.in_features ** 0.5
-                nn.init.uniform_(m.weight, -bound, bound)
-                nn.init.zeros_(m.bias)
+        he_fout_init(self, linear_fan="in")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.final_expand(self.blocks(self.stem(x)))
