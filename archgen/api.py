@@ -30,7 +30,7 @@ class ArchGen:
     Build it with :meth:`pretrained`; devices and tasks added by calibration
     live in this object and behave exactly like the pretrained ones.
     ``data`` is the benchmark folder used to fill in true metrics of generated
-    candidates (default ``$ARCHGEN_DATA``; without it they stay None).
+    candidates (default ``$ARCHGEN_DATA``, else the tables packaged with archgen).
     """
 
     def __init__(self, bundle, data: str | os.PathLike | None = None):

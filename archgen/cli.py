@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="pretrain a space's latency and accuracy predictors and generators into a bundle")
     _add_space(p)
-    p.add_argument("--data", default=None, help="benchmark data folder (default: $ARCHGEN_DATA)")
+    p.add_argument("--data", default=None, help="benchmark data folder (default: $ARCHGEN_DATA, else the packaged tables)")
     p.add_argument("--out", default=None, help="bundle path to write (default: ./<space>-bundle.pt)")
     p.add_argument("--devices", default=None, help="comma-separated devices to train on (default: all)")
     p.add_argument("--exclude-devices", default="", help="comma-separated devices to hold out")
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=None,
                    help="SQLite measurement cache for --device local, --measurements and --verify")
     p.add_argument("--bundle", default=None, help="bundle made by `archgen pretrain` (default: the embedded one)")
-    p.add_argument("--data", default=None, help="benchmark folder for true metrics (default: $ARCHGEN_DATA)")
+    p.add_argument("--data", default=None, help="benchmark folder for true metrics (default: $ARCHGEN_DATA, else the packaged tables)")
     p.add_argument("--out", default=None, metavar="DIR", help="write candidates.json, ONNX files and a plot here")
     p.add_argument("--num-classes", type=int, default=10, help="classifier outputs of the exported ONNX (default 10)")
     p.add_argument("--wandb", action="store_true", help="track the request as a W&B run (offline unless logged in)")
