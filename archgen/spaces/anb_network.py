@@ -50,11 +50,7 @@ class AnbBlock(MBConv):
         self.drop = drop
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.expand(x) if self.expand is not None else x
-        y = self.depthwise(y)
-        if self.se is not None:
-            y = self.se(y)
-        y = self.project(y)
+        y = self.branch(x)
         if not self.residual:
             return y
         if self.training and self.drop > 0.0:

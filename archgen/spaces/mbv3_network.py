@@ -103,12 +103,16 @@ class MBConv(nn.Module):
         self.project = ConvBNAct(mid, c_out, 1, act=None)
         self.residual = stride == 1 and c_in == c_out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        """Expand, depthwise, squeeze-excite, project: the block without its residual."""
         y = self.expand(x) if self.expand is not None else x
         y = self.depthwise(y)
         if self.se is not None:
             y = self.se(y)
-        y = self.project(y)
+        return self.project(y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.branch(x)
         return x + y if self.residual else y
 
 
