@@ -319,7 +319,7 @@ def part_generation(args) -> dict:
     search and regularized evolution with the same predictors and predictor calls."""
     from archgen import ArchGen
     from archgen.bundle import Bundle
-    from archgen.generation import GuidanceSettings, make_reward
+    from archgen.generation import GuidanceSettings, generate, make_reward
 
     space, table = get_space("anb"), load_table("anb")
     shipped = ArchGen.pretrained("anb")
@@ -349,8 +349,6 @@ def part_generation(args) -> dict:
                 acc_c, lat_c = Counted(bundle.accuracy), Counted(latency)
                 if name in ("diffusion", "autoregressive"):
                     counted = Bundle("anb", lat_c, acc_c, bundle.generators, {})
-                    from archgen.generation import generate
-
                     try:
                         cands = generate(counted, task=TASK, device=target, max_latency_ms=budget, n=1,
                                          generator=name, seed=0, settings=settings, progress=False)

@@ -13,7 +13,7 @@ from archgen.data import load_table
 from archgen.errors import UnknownNameError
 from archgen.spaces import get_space
 
-from .fit import ACCURACY_FIT, LATENCY_FIT, FitConfig, fit_predictor, for_table
+from .fit import ACCURACY_FIT, LATENCY_FIT, FitConfig, add_student, fit_predictor, for_table
 from .predictor import label_domain
 
 
@@ -34,8 +34,6 @@ def _reused(predictor, space, devices: list[str], config: FitConfig, archs: list
         raise ValueError(f"the reused latency predictor knows devices {sorted(predictor.known_targets)}, "
                          f"the table (after --devices/--exclude-devices) {sorted(devices)}")
     if config.student_archs and predictor.student is None:
-        from .fit import add_student
-
         add_student(predictor, archs, config.student_archs, seed=seed, progress=progress)
     return predictor
 
@@ -116,7 +114,6 @@ def pretrain_predictors(
     meta = {
         "seed": seed, "devices": devices, "tasks": tasks,
         "excluded_devices": list(exclude_devices), "excluded_tasks": list(exclude_tasks),
-        "domains": {n: {str(k): v for k, v in d.items()} for n, d in predictors["accuracy"].domains.items()},
         "latency_config": latency_config.to_dict(), "accuracy_config": accuracy_config.to_dict(),
         "train_seconds": timings,
     }
