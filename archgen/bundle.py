@@ -1,22 +1,35 @@
 """A pretrained bundle: a space's latency and accuracy predictors and its generators, in one file.
 
 Stored with ``torch.save`` as plain tensors, numbers and strings only, and read
-with ``torch.load(weights_only=True)``: loading a bundle never unpickles code.
+with ``torch.load(weights_only=True)``: loading a bundle never unpickles code. A
+bundle file is untrusted input: :meth:`Bundle.load` checks its structure field by
+field and refuses NaN or infinite weights, naming the field or tensor.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .errors import BundleError
+from .errors import ArchGenError, BundleError
 from .ops import NUMERIC_ATTRS, OP_NAMES, legacy_feature_width
-from .spaces import get_space
+from .spaces import available_spaces, get_space
+from .validation import check_fields, quote
 
 FORMAT_VERSION = 2
+#: what a bundle the weights_only unpickler refuses (it names a Python class or function) is told
+OBJECTS_MESSAGE = ("this file contains Python objects, not only tensors; archgen never unpickles code: "
+                   "regenerate it with `archgen pretrain`")
+
+
+class BundleNotFoundError(ArchGenError, FileNotFoundError):
+    """The bundle file named does not exist."""
 
 
 @dataclass
@@ -49,31 +62,100 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Bundle:
+        """Read a bundle written by :meth:`save`, checking it as untrusted input: a missing
+        file, a directory, an empty or damaged file, Python objects besides tensors, a
+        wrong structure and non-finite numbers are each a clear error naming the field
+        (:class:`~archgen.errors.BundleError`; :class:`BundleNotFoundError` for a missing file)."""
         from generators.model import unpack_generator
         from predictors.bundle import unpack_predictor
 
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"bundle {str(path)!r} does not exist")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for corrupt files
-            raise BundleError(f"{path} is not a readable archgen bundle ({type(exc).__name__}: {exc})") from None
+        payload = _read(path)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
-            found = payload.get("format") if isinstance(payload, dict) else None
-            raise BundleError(f"{path} is not an archgen bundle of format {FORMAT_VERSION} (found format {found}); "
-                              "regenerate it with `archgen pretrain`")
+            found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+            raise BundleError(f"{path} is not an archgen bundle of format {FORMAT_VERSION} (found format "
+                              f"{quote(found, 60)}); regenerate it with `archgen pretrain`")
+        check_fields(payload, "bundle", {"space": str, "ops": list, "attrs": (list, type(None)), "latency": dict,
+                                         "accuracy": dict, "generators": (dict, type(None)),
+                                         "meta": (dict, type(None))}, BundleError)
         # attributes appended since a bundle was made are invisible to its encoders (ops.legacy_feature_width)
         width = legacy_feature_width(payload.get("attrs") or ["?"])
-        if payload.get("ops") != list(OP_NAMES) or width is None:
+        if payload["ops"] != list(OP_NAMES) or width is None:
             raise BundleError(f"{path} was trained with another op vocabulary; regenerate it with `archgen pretrain`")
-        space = get_space(payload["space"])
         try:
-            return cls(
-                payload["space"], unpack_predictor(space, payload["latency"], width),
-                unpack_predictor(space, payload["accuracy"], width),
-                {name: unpack_generator(space, g) for name, g in payload.get("generators", {}).items()},
-                payload.get("meta", {}),
-            )
-        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-            raise BundleError(f"{path} is incomplete or inconsistent: {exc}") from None
+            space = get_space(payload["space"])
+        except KeyError:
+            raise BundleError(f"field bundle.space of {path} names no search space: {quote(payload['space'], 60)}; "
+                              f"known: {', '.join(available_spaces())}") from None
+        check_finite_tensors(payload)
+        predictors = {}
+        for name in ("latency", "accuracy"):
+            with _field(path, name):
+                predictors[name] = unpack_predictor(space, payload[name], width, where=name)
+        generators = {}
+        for name, packed in (payload.get("generators") or {}).items():
+            with _field(path, f"generators.{name}"):
+                generators[name] = unpack_generator(space, packed, where=f"generators.{name}")
+        return cls(payload["space"], predictors["latency"], predictors["accuracy"], generators,
+                   payload.get("meta") or {})
+
+
+def _read(path: Path):
+    """The payload of a bundle file via ``torch.load(weights_only=True)``, with errors that
+    say what is wrong with the file, never torch's advice to load it with
+    ``weights_only=False`` (which would run whatever code a crafted file holds)."""
+    shown = quote(str(path))
+    if not path.exists():
+        raise BundleNotFoundError(f"bundle {shown} does not exist")
+    if path.is_dir():
+        raise BundleError(f"bundle {shown} is a directory; give the path of a .pt file made by `archgen pretrain`")
+    if path.stat().st_size == 0:
+        raise BundleError(f"bundle {shown} is empty (0 bytes)")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is foreign
+        raise BundleError(f"{shown} is not a readable archgen bundle (not a torch.save archive, or a damaged one); "
+                          "regenerate it with `archgen pretrain`")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # torch's message advises weights_only=False: never repeat it
+        if "GLOBAL" in str(exc):
+            raise BundleError(f"{shown} is not a usable archgen bundle: {OBJECTS_MESSAGE}") from None
+        raise BundleError(f"{shown} is not a readable archgen bundle (its index cannot be read as tensors and plain "
+                          "values: the file is damaged or holds Python objects); regenerate it with "
+                          "`archgen pretrain`") from None
+    except Exception as exc:  # torch raises several types for damaged archives
+        reason = str(exc).split("\n")[0][:200]
+        if "weights_only" in reason:
+            reason = "its contents cannot be read as tensors"
+        raise BundleError(f"{shown} is not a readable archgen bundle ({type(exc).__name__}: {reason}); "
+                          "regenerate it with `archgen pretrain`") from None
+
+
+def check_finite_tensors(payload, where: str = "bundle") -> None:
+    """A :class:`~archgen.errors.BundleError` naming the first floating tensor (anywhere in
+    the nested payload) holding NaN or inf: such weights would make every prediction NaN."""
+    if isinstance(payload, torch.Tensor):
+        if payload.is_floating_point() or payload.is_complex():
+            bad = ~torch.isfinite(payload)
+            if bool(bad.any()):
+                raise BundleError(f"tensor {where} (shape {tuple(payload.shape)}) holds {int(bad.sum()):,} NaN or "
+                                  "infinite value(s); regenerate the bundle with `archgen pretrain`")
+    elif isinstance(payload, dict):
+        for key, value in payload.items():
+            check_finite_tensors(value, f"{where}.{key}" if isinstance(key, str) and "." not in key
+                                 else f"{where}[{quote(key, 80)}]")
+    elif isinstance(payload, (list, tuple)):
+        for i, value in enumerate(payload):
+            check_finite_tensors(value, f"{where}[{i}]")
+
+
+@contextmanager
+def _field(path: Path, field: str):
+    """Re-raise what unpacking ``field`` raises as a BundleError naming the field."""
+    try:
+        yield
+    except BundleError:
+        raise
+    except (KeyError, RuntimeError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        detail = " ".join((str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)).split())
+        detail = detail if len(detail) <= 300 else detail[:300] + "..."  # one line, however torch words it
+        raise BundleError(f"{path}: field {field} is incomplete or inconsistent: {detail}") from None

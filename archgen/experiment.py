@@ -27,9 +27,41 @@ def _backdrop(ag, cands) -> tuple[np.ndarray, np.ndarray, str]:
             f"{len(archs):,} random archs (predicted)")
 
 
-def plot_generation(ag, cands, path: str | os.PathLike) -> Path:
-    """Save the accuracy-vs-latency plot: the space, the generated samples, the
-    returned candidates and the budget line."""
+def _label(task: str) -> str:
+    """The accuracy axis' name: a percentage, or what the training-free proxy really is."""
+    from .complexity import PROXY_TASK
+
+    return "log2 MACs (proxy)" if task == PROXY_TASK else f"accuracy on {task} (%)"
+
+
+def _true_point(c) -> tuple[float, float] | None:
+    """Where a candidate really is: its true (or measured) latency and true accuracy,
+    each falling back to the prediction where only the other is known; None when neither is."""
+    latency = c.true_latency_ms if c.true_latency_ms is not None else c.measured_latency_ms
+    if latency is None and c.true_accuracy is None:
+        return None
+    return (latency if latency is not None else c.predicted_latency_ms,
+            c.true_accuracy if c.true_accuracy is not None else c.predicted_accuracy)
+
+
+def _limits(values: np.ndarray, pad: float = 0.05) -> tuple[float, float]:
+    low, high = float(np.min(values)), float(np.max(values))
+    span = (high - low) or abs(high) or 1.0
+    return low - pad * span, high + pad * span
+
+
+#: the axes show the backdrop from this percentile of its accuracies among the archs in
+#: the candidates' latency window, so that broken networks (NB201 cells whose input never
+#: reaches the output, at chance accuracy) do not squash the region of interest to a line
+FOCUS_PERCENTILE = 10
+
+
+def generation_figure(ag, cands):
+    """The accuracy-vs-latency figure of a request (a matplotlib ``Figure``): the space
+    (true table values, else predictions for a random sample), the generated samples,
+    the returned candidates with a thin line to where they really are (true or
+    measured), the budget and the safety margin's line. The axes are focused on the
+    candidates' region; the title names task, device and budget."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,28 +71,71 @@ def plot_generation(ag, cands, path: str | os.PathLike) -> Path:
     if req["device"] is None:
         raise ValueError("the accuracy-vs-latency plot needs a device")
     acc, lat, label = _backdrop(ag, cands)
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    ok = np.isfinite(acc) & np.isfinite(lat)
+    acc, lat = np.asarray(acc)[ok], np.asarray(lat)[ok]
+    budget = req["max_latency_ms"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     ax.scatter(lat, acc, s=3, c="0.75", label=label, rasterized=True)
-    ax.scatter(report.sample_latency_ms, report.sample_accuracy, s=8, c="tab:blue", alpha=0.6,
-               label=f"generated ({len(report.sample_archs)} distinct, predicted)")
-    ax.scatter([c.predicted_latency_ms for c in cands], [c.predicted_accuracy for c in cands], s=90, marker="*",
-               c="tab:red", label=f"top {len(cands)} (predicted)", zorder=3)
-    known = [c for c in cands if c.true_accuracy is not None and c.true_latency_ms is not None]
-    if known:
-        ax.scatter([c.true_latency_ms for c in known], [c.true_accuracy for c in known], s=60, marker="o",
-                   facecolors="none", edgecolors="k", label="top candidates (true)", zorder=3)
-    if req["max_latency_ms"] is not None:
-        ax.axvline(req["max_latency_ms"], color="tab:red", ls="--", lw=1, label=f"budget {req['max_latency_ms']} ms")
+    if report.sample_latency_ms is not None:
+        ax.scatter(report.sample_latency_ms, report.sample_accuracy, s=8, c="tab:blue", alpha=0.6,
+                   label=f"generated ({len(report.sample_archs)} distinct, predicted)")
+    pred = np.array([(c.predicted_latency_ms, c.predicted_accuracy) for c in cands], dtype=float).reshape(-1, 2)
+    ax.scatter(pred[:, 0], pred[:, 1], s=90, marker="*", c="tab:red", label=f"top {len(cands)} (predicted)", zorder=4)
+    truths = [(c, p) for c in cands if (p := _true_point(c)) is not None]
+    for c, (x, y) in truths:
+        ax.plot([c.predicted_latency_ms, x], [c.predicted_accuracy, y], lw=0.7, c="k", alpha=0.6, zorder=3)
+    if truths:
+        ax.scatter([p[0] for _, p in truths], [p[1] for _, p in truths], s=60, marker="o", facecolors="none",
+                   edgecolors="k", label="top candidates (true / measured)", zorder=4)
+    spread = None
+    if budget is not None:
+        ax.axvline(budget, color="tab:red", ls="--", lw=1, label=f"budget {budget:g} ms")
+        margin = report.settings.get("margin", 0.0)
+        stds = [c.latency_std_ms for c in cands if c.latency_std_ms is not None]
+        if margin and stds:
+            spread = float(np.median(stds))
+            ax.axvline(budget - margin * spread, color="tab:orange", ls=":", lw=1.2,
+                       label=f"budget - {margin:g} x median spread ({budget - margin * spread:.3g} ms): "
+                             "safety margin")
+
+    # focus: the candidates' latency window, and accuracies from the backdrop's
+    # FOCUS_PERCENTILE there up to the best anything reaches in it
+    xs = [*pred[:, 0], *(p[0] for _, p in truths)]
+    if budget is not None:
+        xs += [budget, budget * 1.25] + ([budget - margin * spread] if spread is not None else [])
+    elif report.sample_latency_ms is not None:
+        xs += list(np.percentile(report.sample_latency_ms, [5, 95]))
+    x_low, x_high = _limits(np.array(xs))
+    x_low = max(0.0, x_low)
+    window = acc[(lat >= x_low) & (lat <= x_high)]
+    ys = [*pred[:, 1], *(p[1] for _, p in truths)]
+    if window.size:
+        ys += [float(np.percentile(window, FOCUS_PERCENTILE)), float(window.max())]
+    if report.sample_accuracy is not None and len(report.sample_accuracy):
+        ys.append(float(np.percentile(report.sample_accuracy, FOCUS_PERCENTILE)))
+    ax.set_xlim(x_low, x_high)
+    ax.set_ylim(*_limits(np.array(ys)))
     ax.set_xlabel(f"latency on {req['device']} (ms)")
-    ax.set_ylabel(f"accuracy on {req['task']} (%)")
-    ax.set_title(f"{req['generator']} generation, {req['space']}")
-    ax.set_ylim(bottom=max(0.0, float(np.percentile(acc, 1)) - 5))
+    ax.set_ylabel(_label(req["task"]))
+    budget_text = f"budget {budget:g} ms" if budget is not None else "no budget"
+    ax.set_title(f"{req['task']} on {req['device']}, {budget_text}\n{req['generator']} generation in {req['space']}",
+                 fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
+    return fig
+
+
+def plot_generation(ag, cands, path: str | os.PathLike) -> Path:
+    """Save :func:`generation_figure` as a PNG at ``path``; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig = generation_figure(ag, cands)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -77,15 +152,17 @@ def log_generation(ag, cands, run_dir: str | os.PathLike = "runs") -> Path:
     report = cands.report
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    gen = ag.bundle.generators[report.request["generator"]]
+    gen = ag.bundle.generators.get(report.request["generator"])  # None: the random baseline
     config = {"request": report.request, "guidance": report.settings,
-              "generator": {"kind": gen.kind, **gen.config.to_dict()}}
+              "generator": {"kind": gen.kind, **gen.config.to_dict()} if gen is not None
+              else {"kind": report.request["generator"]}}
     run = wandb.init(project="archgen", job_type="generate", dir=str(run_dir), mode=wandb_mode(), config=config,
                      name=f"generate-{report.request['task']}-{report.request['device']}-{report.request['generator']}",
                      reinit="create_new")
     try:
         columns = ["rank", "arch", "predicted_accuracy", "accuracy_std", "predicted_latency_ms", "latency_std_ms",
-                   "true_accuracy", "true_latency_ms", "measured_latency_ms", "novel"]
+                   "true_accuracy", "true_latency_ms", "measured_latency_ms", "measured_by", "over_budget", "novel",
+                   "num_classes"]
         table = wandb.Table(columns=columns)
         for rank, c in enumerate(cands, start=1):
             d = c.to_dict()

@@ -10,6 +10,7 @@ predicted accuracy.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 import warnings
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BudgetError, DataError, GenerationWarning, UnknownNameError
+from .errors import BudgetError, DataError, GenerationWarning, RequestError, UnknownNameError
 from .graph import ArchGraph
+from .validation import MAX_CANDIDATES, MAX_PROPOSALS, MAX_SAMPLES, check_count, check_seed
 
 #: the baseline "generator": uniform random sampling of the space, then the same
 #: predictor filter and ranking as the real generators
@@ -47,6 +49,39 @@ MEASURING_PROPOSALS = 8
 #: samples per request in a large space whose predictors score option vectors
 #: directly (:meth:`~predictors.predictor.MetricPredictor.predict_choices`)
 LARGE_SPACE_SAMPLES = 1000
+
+#: classifier outputs of the tasks whose class count is known; a candidate's network
+#: (``to_module``, ``to_onnx``, ``archgen generate --out``) gets its task's by default.
+#: Other tasks (the training-free ``proxy``, calibrated ones) get the space's default.
+TASK_CLASSES = {
+    "cifar10": 10,
+    "cifar100": 100,
+    "ImageNet16-120": 120,
+    "imagenet": 1000,
+    "imagenet_top5": 1000,
+}
+
+#: ``Candidate.measured_by``: measured on the device by the request's ``measure`` while
+#: generating (:mod:`archgen.refinement`), or afterwards with onnxruntime on this machine
+#: (:meth:`archgen.ArchGen.verify`, ``archgen generate --verify``)
+MEASURED_WHILE_GENERATING = "while_generating"
+MEASURED_HERE = "onnxruntime_here"
+
+
+def space_classes(space) -> int:
+    """The classifier width ``space.to_module`` builds when not told (NB201 10, FBNet 100,
+    MobileNetV3 and Accel-NASBench 1000): the space's own setting, read off its signature
+    so that it is stated once, where the network is built."""
+    default = inspect.signature(space.to_module).parameters.get("num_classes")
+    if default is None or not isinstance(default.default, int):
+        return 10
+    return default.default
+
+
+def task_classes(space, task: str | None) -> int:
+    """The classifier outputs of a network for ``task`` in ``space``: :data:`TASK_CLASSES`
+    where the task is known, else the space's default (:func:`space_classes`)."""
+    return TASK_CLASSES.get(task, space_classes(space)) if task is not None else space_classes(space)
 
 
 @dataclass(frozen=True)
@@ -87,14 +122,17 @@ class GuidanceSettings:
         return cls()
 
     def checked(self) -> GuidanceSettings:
+        """These settings, or an error naming the one out of range: ``strength`` and
+        ``margin`` finite and >= 0; ``samples`` 1 to :data:`~archgen.validation.MAX_SAMPLES`
+        and ``proposals`` 1 to :data:`~archgen.validation.MAX_PROPOSALS` (beyond those a
+        request would allocate for minutes before failing)."""
         for name in ("strength", "margin"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        for name in ("proposals", "samples"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0:
+                raise RequestError(f"{name} must be a finite number >= 0, got {value!r}")
+        check_count("samples", self.samples, maximum=MAX_SAMPLES)
+        check_count("proposals", self.proposals, maximum=MAX_PROPOSALS)
         return self
 
 
@@ -112,18 +150,37 @@ class Candidate:
     true_accuracy: float | None = None
     true_latency_ms: float | None = None
     novel: bool | None = None  # absent from the generator's training set
-    measured_latency_ms: float | None = None  # measured on the device (hardware in the loop)
+    #: latency measured on a device: while generating (hardware in the loop) or afterwards
+    #: (:meth:`archgen.ArchGen.verify`); ``measured_by`` says which (:data:`MEASURED_HERE`, ...)
+    measured_latency_ms: float | None = None
+    measured_by: str | None = None
+    #: whether the measured latency exceeds the request's budget (None: not measured, or no budget)
+    over_budget: bool | None = None
+    #: classifier outputs of the request's task (:func:`task_classes`): what to_module builds by default
+    num_classes: int | None = None
 
     @property
     def graph(self) -> ArchGraph:
         return self.space.to_graph(self.arch)
 
-    def to_module(self, num_classes: int = 10, **options):
-        """A trainable ``torch.nn.Module`` of this architecture."""
-        return self.space.to_module(self.arch, num_classes=num_classes, **options)
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The network's input at batch 1 (MobileNetV3's resolution is part of the arch)."""
+        return (1, *self.space.input_shape_of(self.arch))
 
-    def to_onnx(self, path, num_classes: int = 10, batch_size: int = 1) -> Path:
-        """Export the built network to ONNX at ``path`` (input ``batch_size x`` the space's input shape)."""
+    def _classes(self, num_classes: int | None) -> int:
+        if num_classes is not None:
+            return num_classes
+        return self.num_classes if self.num_classes is not None else space_classes(self.space)
+
+    def to_module(self, num_classes: int | None = None, **options):
+        """A trainable ``torch.nn.Module`` of this architecture, with the task's
+        ``num_classes`` outputs unless told otherwise (CIFAR-100: 100, ImageNet: 1000)."""
+        return self.space.to_module(self.arch, num_classes=self._classes(num_classes), **options)
+
+    def to_onnx(self, path, num_classes: int | None = None, batch_size: int = 1) -> Path:
+        """Export the built network (the task's class count unless given) to ONNX at
+        ``path``, with input ``batch_size x`` the space's input shape of this arch."""
         from .hardware import to_onnx
 
         return to_onnx(self.to_module(num_classes), path, (batch_size, *self.space.input_shape_of(self.arch)))
@@ -138,7 +195,7 @@ class Candidate:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("space")
-        return {"space": self.space.name, **d}
+        return {"space": self.space.name, **d, "num_classes": self._classes(None), "input_shape": list(self.input_shape)}
 
 
 @dataclass
@@ -186,6 +243,22 @@ class Candidates(list):
 
     report: GenerationReport
 
+    def record_measurements(self, latencies_ms, measured_by: str) -> Candidates:
+        """Record each candidate's measured latency (in order) and whether it exceeds
+        the request's budget (``over_budget``); returns ``self``."""
+        latencies_ms = list(latencies_ms)
+        if len(latencies_ms) != len(self):
+            raise RequestError(f"got {len(latencies_ms)} measured latencies for {len(self)} candidates")
+        budget = self.report.request.get("max_latency_ms")
+        for c, ms in zip(self, latencies_ms):
+            c.measured_latency_ms, c.measured_by = float(ms), measured_by
+            c.over_budget = None if budget is None else bool(ms > budget)
+        return self
+
+    def over_budget(self) -> list[Candidate]:
+        """The candidates measured over the request's budget."""
+        return [c for c in self if c.over_budget]
+
 
 def predict_options(predictor, space, choices: np.ndarray, target: str):
     """``predictor``'s prediction of ``target`` for ``[n, S]`` option vectors: straight
@@ -228,39 +301,52 @@ def true_columns(space, data, task: str, device: str | None):
     return table, acc, lat
 
 
-def _check_request(bundle, task, device, max_latency_ms, n, generator, settings, measure=None,
+def resolve_task(bundle, task: str | None) -> str:
+    """``task``, or the bundle's only task when none is given (the FBNet and
+    MobileNetV3 bundles' ``proxy``); with several tasks one must be named."""
+    if task is not None:
+        return task
+    tasks = bundle.accuracy.targets
+    if len(tasks) != 1:
+        raise RequestError(f"task=... is needed: the {bundle.space} bundle has {len(tasks)} tasks "
+                           f"({', '.join(tasks)}); pass one of them")
+    return tasks[0]
+
+
+def _check_request(bundle, task, device, max_latency_ms, n, generator, settings, seed=0, measure=None,
                    measurements=0) -> float | None:
-    """Validate a request; returns the budget as a float (or None)."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    """Validate a request; returns the budget as a float (or None). Limits: ``n`` up to
+    :data:`~archgen.validation.MAX_CANDIDATES`, ``seed`` 0 to 2**63-1, the settings'
+    (:meth:`GuidanceSettings.checked`)."""
+    check_count("n", n, maximum=MAX_CANDIDATES)
+    check_seed(seed)
     settings.checked()
     if settings.samples < n:
-        raise ValueError(f"samples ({settings.samples}) must be at least n ({n})")
+        raise RequestError(f"samples ({settings.samples}) must be at least n ({n})")
     if generator != RANDOM and generator not in bundle.generators:
         raise UnknownNameError("generator", generator, [*bundle.generators, RANDOM])
     if task not in bundle.accuracy.targets:
         raise UnknownNameError("task", task, bundle.accuracy.targets)
     if device is not None and device not in bundle.latency.targets:
         raise UnknownNameError("device", device, bundle.latency.targets)
-    if isinstance(measurements, bool) or not isinstance(measurements, int) or measurements < 0:
-        raise ValueError(f"measurements must be an int >= 0, got {measurements!r}")
+    check_count("measurements", measurements, minimum=0, maximum=settings.samples)
     if measurements and (measure is None or max_latency_ms is None):
-        raise ValueError("measurements > 0 needs a budget (max_latency_ms) and measure=, a function that "
-                         "measures architectures on the device (arch strings -> ms)")
+        raise RequestError("measurements needs a budget (max_latency_ms=...) and measure=, a function that "
+                           "measures architectures on the device (arch strings -> ms)")
     if max_latency_ms is None:
         return None
     if device is None:
-        raise ValueError("max_latency_ms needs a device to predict latency on; pass device=...")
+        raise RequestError("max_latency_ms needs a device to predict latency on; pass device=...")
     if isinstance(max_latency_ms, bool) or not isinstance(max_latency_ms, (int, float)) \
             or not math.isfinite(max_latency_ms) or max_latency_ms <= 0:
-        raise ValueError(f"max_latency_ms must be a positive number of milliseconds, got {max_latency_ms!r}")
+        raise RequestError(f"max_latency_ms must be a positive number of milliseconds, got {max_latency_ms!r}")
     return float(max_latency_ms)
 
 
 def generate(
     bundle,
     *,
-    task: str,
+    task: str | None,
     device: str | None,
     max_latency_ms: float | None,
     n: int,
@@ -275,7 +361,8 @@ def generate(
     """Run one generation request on a bundle (see :meth:`archgen.ArchGen.generate`)."""
     start = time.perf_counter()
     space = bundle.latency.space
-    max_latency_ms = _check_request(bundle, task, device, max_latency_ms, n, generator, settings, measure,
+    task = resolve_task(bundle, task)
+    max_latency_ms = _check_request(bundle, task, device, max_latency_ms, n, generator, settings, seed, measure,
                                     measurements)
     # a task learned on part of the space (OFA ImageNet: resolution 224) fixes those decisions
     fixed = bundle.accuracy.domain(task)
@@ -323,8 +410,8 @@ def generate(
             f"no architecture is predicted to run within {max_latency_ms} ms on {device!r}: the fastest of "
             f"{len(archs)} distinct samples, {archs[i]}, is predicted at {lat.mean[i]:.3f} ± {lat.std[i]:.3f} ms "
             f"({lat.upper(settings.margin)[i]:.3f} ms with the {settings.margin}-spread safety margin); "
-            "raise max_latency_ms, lower the margin, or measure candidates on the device while generating "
-            "(measurements=N with measure=; `--measurements N` for --device local)"
+            "raise max_latency_ms, lower margin=..., or let the request measure candidates on the device "
+            "(measurements=N; device='local' measures this machine, any other device needs measure=...)"
         )
 
     # rank: accuracy first, then among equals a measured one, then the faster; one per equivalence class
@@ -338,6 +425,7 @@ def generate(
                 break
 
     table, true_acc, true_lat = true_columns(space, data, task, device)
+    classes = task_classes(space, task)
     cands = Candidates()
     def known(column, row):  # a table cell, None where the table lacks the arch or never measured it
         value = column[row] if row is not None and column is not None else np.nan
@@ -351,6 +439,10 @@ def generate(
             known(true_acc, row), known(true_lat, row),
             None if novel is None else bool(novel[i]),
             measured.get(archs[i]),
+            # a measured candidate is kept only within budget (see feasible above)
+            MEASURED_WHILE_GENERATING if archs[i] in measured else None,
+            False if archs[i] in measured else None,
+            classes,
         ))
     if len(cands) < n:
         warnings.warn(

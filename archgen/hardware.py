@@ -3,6 +3,7 @@ parameter and FLOP counts."""
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -14,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from .errors import MeasurementError
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,26 @@ class LatencyMeasurement:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def problems(self) -> list[str]:
+        """What makes this measurement unusable, empty when nothing does: a latency
+        that is not a finite number > 0 (``std_ms``: >= 0) or a count below its minimum.
+        A 0.0 or NaN timing means a broken clock or runtime; stored, it would be
+        reused as a latency forever, so nothing with a problem is kept."""
+        found = []
+        times = {"median_ms": self.median_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms,
+                 "mean_ms": self.mean_ms, "std_ms": self.std_ms}
+        if self.floor_ms is not None:
+            times["floor_ms"] = self.floor_ms
+        for name, value in times.items():
+            ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            if not ok or value < 0 or (value == 0 and name != "std_ms"):
+                found.append(f"{name}={value!r}")
+        for name, low in (("repeats", 1), ("warmup", 0), ("threads", 1), ("batch_size", 1), ("rounds", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                found.append(f"{name}={value!r}")
+        return found
 
 
 def _check_shape(input_shape) -> tuple[int, ...]:
@@ -159,7 +182,9 @@ def measure_latencies(
     agreed at Spearman 0.98 with 5 rounds of 10, 0.74 with one block of 50 and
     the median: ``python bench/hardware.py --part retest``).
     ``input_shapes`` default to each model's declared input shape; the thread
-    count is fixed so results are comparable across runs.
+    count is fixed so results are comparable across runs. A timing that is not
+    finite and > 0 raises :class:`~archgen.errors.MeasurementError` rather than
+    being returned (see :meth:`LatencyMeasurement.problems`).
     """
     for name, value, low in (("repeats", repeats, 1), ("warmup", warmup, 0), ("rounds", rounds, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -194,15 +219,21 @@ def measure_latencies(
                 block.append((time.perf_counter() - start) * 1e3)
             times[k].append(block)
     out = []
-    for (_, _, batch), blocks in zip(runs, times):
+    for onnx_path, (_, _, batch), blocks in zip(onnx_paths, runs, times):
         pooled = np.concatenate(blocks)
         deciles = np.percentile(pooled, [10, 50, 90])
         out.append(LatencyMeasurement(
             median_ms=float(deciles[1]), p10_ms=float(deciles[0]), p90_ms=float(deciles[2]),
-            mean_ms=float(pooled.mean()), std_ms=float(statistics.pstdev(pooled.tolist())),
+            mean_ms=float(pooled.mean()),
+            # pstdev fails on NaN rather than returning it; a NaN timing is reported below
+            std_ms=float(statistics.pstdev(pooled.tolist())) if np.isfinite(pooled).all() else math.nan,
             repeats=repeats * rounds, warmup=warmup, threads=threads, batch_size=batch, rounds=rounds,
             floor_ms=float(min(np.percentile(b, 10) for b in blocks)),
         ))
+        if out[-1].problems():
+            raise MeasurementError(
+                f"onnxruntime timing of {str(onnx_path)!r} came out unusable ({', '.join(out[-1].problems())}): "
+                "the clock or the runtime misbehaved; nothing was kept")
     return out
 
 

@@ -38,23 +38,35 @@ def pretrain_bundle(
     trainer_options: dict | None = None,
     command: str = "",
     reuse_latency=None,
+    wandb_group: str | None = None,
 ) -> Bundle:
     """Pretrain the predictors (see :func:`predictors.pretrain.pretrain_predictors`;
-    ``reuse_latency``: keep an earlier bundle's latency predictor) and train ``generators`` on all architectures of ``space``'s table. Every
-    model logs to its own W&B run when ``use_wandb``."""
+    ``reuse_latency``: keep an earlier bundle's latency predictor) and train ``generators``
+    on all architectures of ``space``'s table. Every model logs to its own W&B run when
+    ``use_wandb``, all of them in one W&B group (``wandb_group``, default
+    ``pretrain-<space>-<time>``: :func:`~archgen.tracking.run_group`; kept in ``meta``).
+    ``trainer_options`` asking for an accelerator this machine lacks fail before any training."""
     from generators.model import GeneratorConfig, check_kind
     from generators.training import fit_generator
     from predictors.pretrain import pretrain_predictors
 
+    from .training import check_accelerator
+
     sp = get_space(space)
     for kind in generators:
         check_kind(kind)
+    options = trainer_options or {}
+    check_accelerator(options.get("accelerator", "cpu"), options.get("devices", 1))
+    if use_wandb and wandb_group is None:
+        from .tracking import run_group
+
+        wandb_group = run_group("pretrain", sp.name)
     generator_config = generator_config or GeneratorConfig()
     predictors, meta = pretrain_predictors(
         sp.name, root, devices=devices, exclude_devices=exclude_devices, tasks=tasks, exclude_tasks=exclude_tasks,
         latency_config=latency_config, accuracy_config=accuracy_config, seed=seed,
         use_wandb=use_wandb, run_dir=run_dir, progress=progress, checkpoint_dir=checkpoint_dir,
-        trainer_options=trainer_options, reuse_latency=reuse_latency,
+        trainer_options=trainer_options, reuse_latency=reuse_latency, wandb_group=wandb_group,
     )
     archs = list(load_table(sp.name, root).archs)
     trained = {}
@@ -65,7 +77,7 @@ def pretrain_bundle(
 
             logger = wandb_logger(name=f"pretrain-{sp.name}-{kind}", save_dir=run_dir, job_type="pretrain",
                                   config={"space": sp.name, "kind": kind, "archs": len(archs), "seed": seed,
-                                          **generator_config.to_dict()})
+                                          **generator_config.to_dict()}, group=wandb_group)
         start = time.perf_counter()
         trained[kind] = fit_generator(sp, archs, kind, generator_config, seed=seed, logger=logger, progress=progress,
                                       checkpoint_dir=Path(checkpoint_dir) / kind if checkpoint_dir else None,
@@ -80,5 +92,6 @@ def pretrain_bundle(
         "command": command, "generators": list(generators), "generator_config": generator_config.to_dict(),
         "torch": str(torch.__version__), "python": platform.python_version(),
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **({"wandb_group": wandb_group} if use_wandb else {}),
     })
     return Bundle(sp.name, predictors["latency"], predictors["accuracy"], trained, meta)

@@ -8,6 +8,7 @@ images per class. The split is a seeded stratified 70/15/15 train/val/test.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -17,7 +18,8 @@ import lightning as L
 import numpy as np
 import torch
 
-from .errors import DataError
+from .errors import AcceleratorError, DataError, RequestError
+from .threads import check_threads, torch_threads
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -155,9 +157,38 @@ class TrainingResult:
     seconds_per_epoch: float
     checkpoint: str | None
     dataset: str
+    run_dir: str | None = None  # the folder of its checkpoints (and W&B run)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def check_accelerator(accelerator: str, devices: int | str = 1) -> None:
+    """Fail early, in one line, where Lightning would fail late with a traceback:
+    ``accelerator`` ``gpu``/``cuda`` without a CUDA GPU visible to torch, ``mps``
+    without Apple's Metal backend, or more GPUs asked for than torch sees."""
+    if not isinstance(accelerator, str):
+        raise AcceleratorError(f"accelerator must be a name such as 'cpu', 'gpu' or 'auto', got {accelerator!r}")
+    kind = accelerator.lower()
+    if kind in ("gpu", "cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise AcceleratorError(f"accelerator={accelerator!r}: no CUDA GPU is visible to torch on this machine; "
+                                   "use accelerator='cpu'")
+        if isinstance(devices, int) and not isinstance(devices, bool) and devices > count:
+            raise AcceleratorError(f"accelerator={accelerator!r} asks for {devices} devices, but torch sees "
+                                   f"{count} CUDA GPU{'s' if count > 1 else ''} on this machine")
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        raise AcceleratorError(f"accelerator={accelerator!r}: Apple's Metal (MPS) backend is not available on this "
+                               "machine; use accelerator='cpu'")
+
+
+def run_folder(run_dir: str | os.PathLike, space, arch: str) -> Path:
+    """``run_dir/<space>-<hash>``: one folder per architecture (the hash of its canonical
+    string), so that checkpoints of different architectures never share a folder and a
+    second run of the same one lands beside its first."""
+    digest = hashlib.sha256(space.coerce(arch).encode()).hexdigest()[:10]
+    return Path(run_dir) / f"{space.name}-{digest}"
 
 
 def train_candidate(
@@ -188,7 +219,8 @@ def train_candidate(
 
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1), ("patience", patience, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+            raise RequestError(f"{name} must be an int >= {low}, got {value!r}")
+    check_accelerator(accelerator, devices)
     arch = space.coerce(arch)
     dataset = data if isinstance(data, ImageDataset) else load_images(data)
     num_classes = len(dataset.classes)
@@ -227,7 +259,8 @@ def train_candidate(
         logger.experiment.finish()
     epochs_run = trainer.current_epoch
     return TrainingResult(arch, round(100 * tested["test/acc"], 3), round(100 * float(checkpoint.best_model_score or 0), 3),
-                          epochs_run, round(seconds, 2), round(seconds / max(1, epochs_run), 2), best, dataset.source)
+                          epochs_run, round(seconds, 2), round(seconds / max(1, epochs_run), 2), best, dataset.source,
+                          str(run_dir))
 
 
 def _train_job(job: tuple) -> TrainingResult:
@@ -237,12 +270,8 @@ def _train_job(job: tuple) -> TrainingResult:
     from .spaces import get_space
 
     space_name, arch, data, run_dir, threads, options = job
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return train_candidate(get_space(space_name), arch, data, run_dir=run_dir, **options)
-    finally:
-        torch.set_num_threads(before)
 
 
 def train_candidates(
@@ -259,15 +288,21 @@ def train_candidates(
 ) -> list[TrainingResult]:
     """Train several candidates (see :func:`train_candidate` for ``options``), one
     after another or as Ray tasks (``ray=True``; see :mod:`archgen.distributed`),
-    each on ``threads`` CPU threads. Each gets its own run folder
-    ``run_dir/candidate-<i>``; the data is loaded once. Same seeds, same results
-    on either path."""
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    each on ``threads`` CPU threads. Each architecture gets its own run folder
+    (:func:`run_folder`: ``run_dir/<space>-<hash>``; an architecture given twice, a
+    ``-2`` beside it); the data is loaded once. Same seeds, same results on either path."""
+    if check_threads(threads) is None:
+        raise RequestError("threads must be an int >= 1, got None")
+    check_accelerator(options.get("accelerator", "cpu"), options.get("devices", 1))
     dataset = data if isinstance(data, ImageDataset) else load_images(data)
     archs = [space.coerce(a) for a in archs]
-    jobs = [(space.name, a, dataset, str(Path(run_dir) / f"candidate-{i}"), threads, {"progress": False, **options})
-            for i, a in enumerate(archs)]
+    folders, seen = [], {}
+    for a in archs:
+        folder = run_folder(run_dir, space, a)
+        seen[folder] = seen.get(folder, 0) + 1
+        folders.append(folder if seen[folder] == 1 else folder.with_name(f"{folder.name}-{seen[folder]}"))
+    jobs = [(space.name, a, dataset, str(folder), threads, {"progress": False, **options})
+            for a, folder in zip(archs, folders)]
     if ray:
         from .distributed import run_on_ray
 

@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from archgen.errors import UnknownNameError
+from archgen.errors import BundleError, UnknownNameError
+from archgen.validation import check_fields, quote
 
 from .autoregressive import AutoregressiveModel, AutoregressiveSampler
 from .diffusion import DiffusionSampler, MaskedDiffusionModel
@@ -96,11 +97,28 @@ def pack_generator(g: Generator) -> dict:
     }
 
 
-def unpack_generator(space, d: dict) -> Generator:
+def unpack_generator(space, d: dict, *, where: str = "generator") -> Generator:
+    """The generator of :func:`pack_generator`'s dict. ``d`` comes from a file: its
+    structure is checked first, and a wrong field is a :class:`~archgen.errors.BundleError`
+    naming it (``where.field``)."""
+    check_fields(d, where, {"kind": str, "config": dict, "layout": list, "state": dict,
+                            "training_digests": torch.Tensor}, BundleError)
+    if d["kind"] not in GENERATORS:
+        raise BundleError(f"field {where}.kind must be one of {', '.join(GENERATORS)}, got {quote(d['kind'], 40)}")
+    bad = [k for k, v in d["state"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise BundleError(f"field {where}.state must map parameter names to tensors; {quote(bad[0], 80)} does not")
+    if d["training_digests"].dtype != torch.int64 or d["training_digests"].dim() != 1:
+        raise BundleError(f"field {where}.training_digests must be a 1-D int64 tensor, got "
+                          f"{d['training_digests'].dtype} of shape {tuple(d['training_digests'].shape)}")
     layout = LayoutTensors(space.decisions)
     if d["layout"] != layout.signature:
-        raise ValueError(f"the {d['kind']} generator was trained on another {space.name} decision layout")
-    config = GeneratorConfig(**d["config"])
+        raise BundleError(f"field {where}.layout: the {d['kind']} generator was trained on another "
+                          f"{space.name} decision layout")
+    try:
+        config = GeneratorConfig(**d["config"])
+    except TypeError as exc:
+        raise BundleError(f"field {where}.config does not fit GeneratorConfig: {exc}") from None
     model = build_model(d["kind"], layout, config)
     model.load_state_dict(d["state"])
     return Generator(space, d["kind"], model.eval(), config, d["training_digests"].numpy())

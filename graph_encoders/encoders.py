@@ -6,6 +6,7 @@ Both read the node features of :meth:`archgen.graph.ArchGraph.to_pyg` and return
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 
 import torch
@@ -16,6 +17,43 @@ from torch_geometric.utils import scatter, to_torch_csr_tensor
 
 from archgen.errors import UnknownNameError
 from archgen.ops import NODE_FEATURES
+
+
+class _ScratchTempfile:
+    """The ``tempfile`` module as torch_geometric's template code sees it, with
+    ``NamedTemporaryFile`` writing into archgen's per-process scratch folder.
+
+    Why: each ``MessagePassing`` layer class compiles its ``propagate`` from a
+    jinja template into a ``.py`` file that torch_geometric writes with
+    ``NamedTemporaryFile(delete=False)`` into the system temp folder and never
+    removes -- one more stray file per process that builds a GIN. The scratch
+    folder (:func:`archgen.cache.scratch_folder`) keeps the file for as long as
+    the process runs (tracebacks and ``inspect`` read it) and goes at exit, or,
+    after a ``kill -9``, at the next archgen process's start.
+    """
+
+    def __getattr__(self, name: str):
+        return getattr(tempfile, name)
+
+    @staticmethod
+    def NamedTemporaryFile(*args, **kwargs):  # noqa: N802 -- the name torch_geometric calls
+        from archgen.cache import scratch_folder
+
+        if kwargs.get("dir") is None:
+            kwargs["dir"] = scratch_folder()
+        return tempfile.NamedTemporaryFile(*args, **kwargs)
+
+
+def _generated_modules_to_scratch() -> None:
+    """Point torch_geometric's template writer at :class:`_ScratchTempfile` (once;
+    a torch_geometric that writes its templates another way is left alone)."""
+    import torch_geometric.template as template
+
+    if getattr(template, "tempfile", None) is tempfile:
+        template.tempfile = _ScratchTempfile()
+
+
+_generated_modules_to_scratch()
 
 
 class GINEncoder(nn.Module):

@@ -18,6 +18,68 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from archgen.errors import RequestError
+from archgen.validation import quote
+
+#: how :meth:`ArchGen.calibrate_task <archgen.api.ArchGen.calibrate_task>` reads accuracies:
+#: ``percent`` in [0, 100], or ``fraction`` in [0, 1] (multiplied by 100)
+UNITS: dict[str, float] = {"percent": 100.0, "fraction": 1.0}
+
+
+class CalibrationWarning(UserWarning):
+    """A calibration that succeeded but whose fit cannot be judged (its ``fit_spearman`` is NaN)."""
+
+
+def as_values(values, noun: str = "values") -> np.ndarray:
+    """``values`` as a 1-D float array, or a :class:`~archgen.errors.RequestError` saying
+    what they are instead (strings, nested lists, a matrix)."""
+    if isinstance(values, (str, bytes)):
+        raise RequestError(f"{noun} must be a list of numbers, got {quote(values)}")
+    try:
+        y = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise RequestError(f"{noun} must be a list of numbers, got {quote(values)} ({exc})") from None
+    if y.ndim != 1:
+        raise RequestError(f"{noun} must be a flat list of numbers, got an array of shape {y.shape}")
+    return y
+
+
+def check_finite_values(y: np.ndarray, noun: str = "values") -> None:
+    """A :class:`~archgen.errors.RequestError` naming the first NaN or infinite value and its position."""
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:
+        more = f" ({bad.size - 1} more are not finite)" if bad.size > 1 else ""
+        raise RequestError(f"{noun} must be finite; position {int(bad[0])} is {float(y[bad[0]])}{more}")
+
+
+def check_accuracies(values, units: str = "percent") -> np.ndarray:
+    """Accuracies as percent, checked against the range of their ``units`` (see :data:`UNITS`).
+
+    Why: an accuracy predictor clips its predictions to [0, 100], so a task calibrated
+    from 150...159 predicted 100.0 everywhere and lost the ranking, and fractions read as
+    percent calibrate a task whose every value is near 0. Values outside the range, not
+    finite, or (read as percent) all within [0, 1] are a RequestError naming the value
+    and its position, or saying to pass ``units="fraction"``.
+    """
+    if not isinstance(units, str) or units not in UNITS:
+        raise RequestError(f"units must be one of {', '.join(map(repr, UNITS))}, got {quote(units)}")
+    y = as_values(values, "accuracies")
+    check_finite_values(y, "accuracies")
+    high = UNITS[units]
+    bad = np.flatnonzero((y < 0) | (y > high))
+    if bad.size:
+        i = int(bad[0])
+        more = f" ({bad.size - 1} more are outside it)" if bad.size > 1 else ""
+        hint = ("; these look like percent: leave units='percent'"
+                if units == "fraction" and ((y >= 0) & (y <= 100)).all() else "")
+        what = "in percent" if units == "percent" else "as fractions"
+        raise RequestError(f"accuracies {what} must lie within [0, {high:g}]; position {i} is {float(y[i]):g}{more}{hint}")
+    if units == "percent" and y.size and (y <= 1.0).all():
+        raise RequestError(f"all {y.size} accuracies lie within [0, 1], as fractions would; calibrate_task reads "
+                           "percent (0-100): pass units='fraction' to have them multiplied by 100")
+    return y * 100.0 if units == "fraction" else y
+
+
 NOISE_GRID: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 
 

@@ -8,15 +8,24 @@ answers ``predict(archs, target)`` with a mean and a spread.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from archgen.errors import InvalidArchError, UnknownNameError
+from archgen.errors import InvalidArchError, RequestError, UnknownNameError
+from archgen.validation import quote
 
-from .calibration import CalibrationPrior, LinearPosterior, calibrate_member
+from .calibration import (
+    CalibrationPrior,
+    CalibrationWarning,
+    LinearPosterior,
+    as_values,
+    calibrate_member,
+    check_finite_values,
+)
 from .memory import LabelMemory, fit_label_memory
 from .model import EmbeddingPredictor, PackedEmbeddingPredictor
 
@@ -113,7 +122,7 @@ class Calibration:
     target: str
     k: int
     seconds: float
-    fit_spearman: float  # rank agreement of the calibrated predictor on the k points
+    fit_spearman: float  # rank agreement of the calibrated predictor on the k points (NaN: its predictions tie)
     noise_std: float  # inferred measurement noise, in the metric's unit
 
 
@@ -367,30 +376,39 @@ class MetricPredictor:
 
     # -- calibration -----------------------------------------------------------------------
     def calibrate(self, name: str, archs, values, *, replace: bool = False) -> Calibration:
-        """Add target ``name`` from measured ``values`` of ``archs`` (k >= 2)."""
+        """Add target ``name`` from measured ``values`` of ``archs`` (k >= 2, differing).
+
+        Values must be finite (latencies also > 0 ms); standardised targets (accuracy)
+        must not be all equal, having no scale or ranking to learn. Each bad input is a
+        :class:`~archgen.errors.RequestError` naming the value and its position. Where the
+        values (equal latencies: their level still calibrates) or the calibrated predictions
+        of the k architectures are all equal, ``fit_spearman`` is NaN and a
+        :class:`~predictors.calibration.CalibrationWarning` says why.
+        """
+        noun = "latencies" if self.kind == "latency" else "accuracies" if self.kind == "accuracy" else "values"
         if not isinstance(name, str) or not name:
-            raise ValueError(f"target name must be a non-empty string, got {name!r}")
+            raise RequestError(f"target name must be a non-empty string, got {quote(name)}")
         if name in self.model.targets:
-            raise ValueError(f"{name!r} is a pretrained {self.kind} target; calibrate under another name")
+            raise RequestError(f"{name!r} is a pretrained {self.kind} target; calibrate under another name")
         if name in self._targets and not replace:
-            raise ValueError(f"{name!r} is already calibrated; pass replace=True to recalibrate it")
+            raise RequestError(f"{name!r} is already calibrated; pass replace=True to recalibrate it")
+        y = as_values(values, noun)
         archs = self.coerce(archs)
-        y = np.asarray(values, dtype=np.float64).reshape(-1)
         if len(archs) != len(y):
-            raise ValueError(f"got {len(archs)} architectures but {len(y)} values")
+            raise RequestError(f"got {len(archs)} architectures but {len(y)} values")
         if len(y) < 2:
-            raise ValueError(f"calibration needs at least 2 measured architectures, got {len(y)}")
+            raise RequestError(f"calibration needs at least 2 measured architectures, got {len(y)}")
         seen: dict[str, int] = {}
         for i, a in enumerate(archs):
             if a in seen:
-                raise ValueError(f"architecture {a} appears twice (positions {seen[a]} and {i}); give each once")
+                raise RequestError(f"architecture {quote(a)} appears twice (positions {seen[a]} and {i}); give each once")
             seen[a] = i
-        bad = np.flatnonzero(~np.isfinite(y))
-        if bad.size:
-            raise ValueError(f"values must be finite; position {int(bad[0])} is {y[bad[0]]}")
+        check_finite_values(y, noun)
         if self.kind == "latency" and (y <= 0).any():
             i = int(np.flatnonzero(y <= 0)[0])
-            raise ValueError(f"latencies must be positive milliseconds; position {i} is {y[i]}")
+            raise RequestError(f"latencies must be positive milliseconds; position {i} is {float(y[i])}")
+        if np.ptp(y) == 0 and self.normalisation == "standard":  # ratio (latency) keeps the level at least
+            raise RequestError(f"the {noun} are all equal ({float(y[0]):g}); calibration needs differing values")
         z, offset, scale = normalise(y, self.normalisation)
         start = time.perf_counter()
         phi = self.features(archs)
@@ -400,7 +418,15 @@ class MetricPredictor:
         seconds = time.perf_counter() - start
         self._targets[name] = _Target(offset, scale, 0.0, posteriors, archs, y)
         fitted = self.predict(archs, name).mean
-        rho = _spearman(fitted, y) if len(y) > 2 else float("nan")
+        if np.ptp(fitted) == 0 or np.ptp(y) == 0:
+            rho = float("nan")
+            why = (f"the {len(y)} measured {noun} are all equal" if np.ptp(y) == 0 else
+                   f"the calibrated predictions of the {len(y)} architectures are all equal (the predictor "
+                   "cannot tell them apart)")
+            warnings.warn(f"{self.kind} target {name!r}: {why}, so the rank agreement fit_spearman is undefined "
+                          "(NaN); calibrate from architectures that differ more", CalibrationWarning, stacklevel=2)
+        else:
+            rho = _spearman(fitted, y)
         noise = scale * float(np.sqrt(np.mean([p.noise for p in posteriors])))
         return Calibration(name, len(y), seconds, rho, noise)
 
@@ -417,9 +443,9 @@ class MetricPredictor:
         old_archs, old_values = self.measurements(name)
         merged = dict(zip(old_archs, old_values.tolist()))
         new = self.coerce(archs)
-        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        values = as_values(values, "latencies" if self.kind == "latency" else "values")
         if len(new) != len(values):
-            raise ValueError(f"got {len(new)} architectures but {len(values)} values")
+            raise RequestError(f"got {len(new)} architectures but {len(values)} values")
         merged.update(zip(new, values.tolist()))
         return self.calibrate(name, list(merged), list(merged.values()), replace=True)
 

@@ -55,6 +55,7 @@ def pretrain_predictors(
     checkpoint_dir: str | Path | None = None,
     trainer_options: dict | None = None,
     reuse_latency=None,
+    wandb_group: str | None = None,
 ) -> tuple[dict, dict]:
     """Train the latency predictor on ``devices`` and the accuracy predictor on
     ``tasks`` of ``space``'s table (all, minus the excluded ones). Returns
@@ -65,7 +66,8 @@ def pretrain_predictors(
     ``num_nodes``; default one CPU process). ``reuse_latency``: a latency predictor
     already trained on this table (an earlier bundle's) kept as it is, given a
     feature student if its config asks for one and it has none: adding a task then
-    retrains nothing on the latency side."""
+    retrains nothing on the latency side. ``wandb_group``: the W&B group of the runs
+    (with ``use_wandb``), so one pretraining's runs show up together."""
     sp = get_space(space)
     table = load_table(sp.name, root)
     archs = list(table.archs)
@@ -93,7 +95,7 @@ def pretrain_predictors(
 
             logger = wandb_logger(name=f"pretrain-{sp.name}-{kind}", save_dir=run_dir, job_type="pretrain",
                                   config={"space": sp.name, "kind": kind, "targets": names, "seed": seed,
-                                          **config.to_dict()})
+                                          **config.to_dict()}, group=wandb_group)
         start = time.perf_counter()
         values = {n: (table.latency(n) if kind == "latency" else accuracies[n]) for n in names}
         if kind == "latency" and reuse_latency is not None:

@@ -1,5 +1,7 @@
 """The public API on the shipped bundle, and the pretraining command end to end."""
 
+import re
+
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
@@ -93,14 +95,21 @@ def test_pretrain_command_with_offline_wandb(tmp_path, monkeypatch, capsys):
                  "--latency-epochs", "1", "--accuracy-epochs", "1", "--generators", "diffusion", "--generator-epochs", "1",
                  "--wandb", "--run-dir", str(tmp_path / "runs"),
                  "--out", str(out), "--no-progress"])
-    assert code == 0 and "wrote" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert code == 0 and "wrote" in printed
+    # seconds readable ("trained in 16 min 3 s (latency 2 min 2 s, ...)"), never a dict or 963.2841
+    assert re.search(r"trained in (\d+ min )?\d+(\.\d)? s \(latency ", printed) and "{" not in printed
+    group = re.search(r"W&B runs in group (pretrain-nb201-\d{8}-\d{6})", printed).group(1)
     ag = ArchGen.pretrained("nb201", path=out)
+    assert ag.bundle.meta["wandb_group"] == group
     assert ag.devices() == ["gold_6240", "pixel3"] and ag.tasks() == ["cifar10"]
     assert ag.generators() == ["diffusion", "random"]
     assert len(ag.generate("cifar10", "pixel3", 30.0, n=2, samples=20)) == 2
     runs = list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
     assert len(runs) == 3  # one run per predictor and generator
     assert all(any(r.glob("*.wandb")) for r in runs)
+    # ... all in the invocation's one W&B group
+    assert all(group.encode() in next(r.glob("*.wandb")).read_bytes() for r in runs)
 
 
 def test_pretrain_rejects_unknown_names(capsys):
@@ -108,3 +117,38 @@ def test_pretrain_rejects_unknown_names(capsys):
     assert "unknown device of the nb201 table 'jetson'" in capsys.readouterr().err
     assert main(["pretrain", "--generators", "gan", "--no-progress"]) == 2
     assert "unknown generator 'gan'; valid: autoregressive, diffusion" in capsys.readouterr().err
+
+
+def test_pretrain_without_benchmark_data_names_the_flag(capsys):
+    assert main(["pretrain", "--data", "/nonexistent", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archgen pretrain: error: no benchmark table for nb201 under /nonexistent: "
+                          "pass --data DIR or set ARCHGEN_DATA")
+    assert "root=" not in err and "Traceback" not in err
+
+
+def test_gpu_without_a_gpu_is_one_clear_line(monkeypatch, capsys):
+    import torch
+
+    from archgen.errors import AcceleratorError
+    from archgen.pretrain import pretrain_bundle
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["pretrain", "--accelerator", "gpu", "--no-progress"]) == 2
+    assert capsys.readouterr().err == ("archgen pretrain: error: --accelerator gpu: no CUDA GPU is visible to torch "
+                                       "on this machine; use --accelerator cpu\n")
+    with pytest.raises(AcceleratorError, match="accelerator='gpu': no CUDA GPU is visible to torch"):
+        pretrain_bundle("nb201", trainer_options={"accelerator": "gpu"})
+
+
+def test_unknown_task_suggests_and_says_how_to_add_one(ag):
+    with pytest.raises(UnknownNameError, match=r"unknown task 'cifar1000' \(did you mean 'cifar100'\?\); "
+                                               r"valid: cifar10, cifar100.*ArchGen.calibrate_task"):
+        ag.predict_accuracy([BEST_C10], task="cifar1000")
+    with pytest.raises(UnknownNameError, match=r"unknown device 'Pixel3' \(did you mean 'pixel3'\?\)"):
+        ag.predict_latency([BEST_C10], device="Pixel3")
+
+
+def test_threads_are_checked():
+    with pytest.raises(ValueError, match="threads must be from 1 to 1,024, got -2"):
+        ArchGen.pretrained("nb201", threads=-2)

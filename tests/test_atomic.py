@@ -310,7 +310,7 @@ def test_onnx_file_errors(tmp_path):
         from_onnx(tmp_path / "missing.onnx")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"this is not a protobuf \xff\xfe")
-    with pytest.raises(AtomicGraphError, match="cannot read ONNX model"):
+    with pytest.raises(AtomicGraphError, match="is not an ONNX model"):
         from_onnx(junk)
 
 

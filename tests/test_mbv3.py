@@ -288,7 +288,7 @@ def test_sample_is_reproducible_distinct_and_uniform(mbv3):
     kernels = np.bincount([k for p in parsed for s in p.stages for k, _ in s], minlength=8)[[3, 5, 7]]
     assert np.allclose(kernels / kernels.sum(), 1 / 3, atol=0.03)
     assert {p.resolution for p in parsed} == set(RESOLUTIONS)
-    with pytest.raises(ValueError, match="non-negative int"):
+    with pytest.raises(ValueError, match="n must be from 0 to 1,000,000, got -1"):
         mbv3.sample(-1)
 
 

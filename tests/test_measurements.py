@@ -80,6 +80,9 @@ def test_interrupted_run_keeps_finished_measurements(nb201, tmp_path, monkeypatc
     archs = nb201.sample(4, seed=6)
     with pytest.raises(KeyboardInterrupt):  # during the second pair
         measure_archs(nb201, archs, FAST, cache=path, progress=False)
+    from archgen.cache import scratch_folder
+
+    assert list(scratch_folder().rglob("*.onnx")) == []  # the interrupted pair's exports went with it
     monkeypatch.setattr(measurements, "measure_latencies", real)
     again = measure_archs(nb201, archs, FAST, cache=path, progress=False)
     assert [r.cached for r in again] == [True, True, False, False]

@@ -93,7 +93,7 @@ def test_sample_is_reproducible_distinct_and_valid(nb201):
     assert a == b and len(set(a)) == 50
     assert nb201.sample(50, seed=8) != a
     assert all(nb201.parse(x) == x for x in a)
-    with pytest.raises(ValueError, match="non-negative int"):
+    with pytest.raises(ValueError, match="n must be from 0 to 1,000,000"):
         nb201.sample(-1)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from archgen.errors import InvalidArchError, UnknownNameError
+from archgen.errors import InvalidArchError, RequestError, UnknownNameError
 from graph_encoders import GraphBatcher, build_encoder
 from archgen.bundle import Bundle
 from archgen.errors import BundleError
@@ -102,7 +102,7 @@ def test_calibration_bad_input(small, nb201_table):
         lat.calibrate("d", ["k3_e1-skip-k5_e6", archs[1]], [1.0, 2.0])
     with pytest.raises(ValueError, match="pretrained latency target"):
         lat.calibrate("gold_6240", archs[:3], [1.0, 2.0, 3.0])
-    with pytest.raises(ValueError, match="all values are equal"):
+    with pytest.raises(RequestError, match=r"the accuracies are all equal \(50\); calibration needs differing values"):
         small.accuracy.calibrate("t", archs[:3], [50.0, 50.0, 50.0])
 
 

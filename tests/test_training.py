@@ -1,6 +1,7 @@
 """Training candidates on real images with the Lightning Trainer."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,6 +44,48 @@ def test_npz_and_cli(tmp_path, capsys, small_digits):
                  "--no-progress", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["epochs"] == 1 and 0 <= out["test_accuracy"] <= 100
+    assert Path(out["checkpoint"]).is_file() and Path(out["checkpoint"]).is_relative_to(out["run_dir"])
+
+
+def test_each_architecture_trains_in_its_own_folder(tmp_path, capsys, small_digits, nb201):
+    """Checkpoints of different architectures never share a folder: runs/train/<space>-<hash>/."""
+    from archgen.training import run_folder
+
+    path = tmp_path / "d.npz"
+    np.savez(path, images=small_digits.images[:, 0], labels=small_digits.labels)
+    other = nb201.sample(1, seed=5)[0]
+    assert main(["train", BEST_C10, other, "--data", str(path), "--epochs", "1", "--run-dir", str(tmp_path / "r"),
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    folders = [Path(r["run_dir"]) for r in rows]
+    assert folders == [run_folder(tmp_path / "r" / "train", nb201, a) for a in (BEST_C10, other)]
+    assert folders[0] != folders[1] and all(f.parent == tmp_path / "r" / "train" for f in folders)
+    assert folders[0].name.startswith("nb201-")
+    for row, folder in zip(rows, folders):
+        assert Path(row["checkpoint"]).parent == folder / "checkpoints"
+        assert [p.name for p in (folder / "checkpoints").iterdir()] == [Path(row["checkpoint"]).name]
+    assert main(["train", BEST_C10, "--data", str(path), "--epochs", "1", "--run-dir", str(tmp_path / "r"),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("test accuracy") and out[1].startswith("  checkpoint ")
+    assert Path(out[1].split()[-1]).parent.parent == folders[0]  # the same arch: beside its first run
+
+
+def test_gpu_without_a_gpu_is_one_clear_line(monkeypatch, capsys, nb201, small_digits):
+    import torch
+
+    from archgen.errors import AcceleratorError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", BEST_C10, "--accelerator", "gpu", "--trainer-devices", "2"]) == 2
+    assert capsys.readouterr().err == ("archgen train: error: --accelerator gpu: no CUDA GPU is visible to torch on "
+                                       "this machine; use --accelerator cpu\n")
+    with pytest.raises(AcceleratorError, match="accelerator='cuda': no CUDA GPU is visible"):
+        train_candidate(nb201, BEST_C10, small_digits, accelerator="cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert main(["train", BEST_C10, "--accelerator", "gpu", "--trainer-devices", "2"]) == 2
+    assert "--accelerator gpu asks for 2 devices, but torch sees 1 CUDA GPU on this machine" in capsys.readouterr().err
 
 
 def test_bad_datasets(tmp_path):

@@ -40,7 +40,9 @@ reshape           Flatten, view, reshape, permute, transpose, squeeze,  Flatten,
 
 Nodes carry ``channels_out`` (from the output shape), ``resolution`` (H of an
 NCHW input), and for conv/linear/pool the kernel, stride, groups and
-channels_in. Anything else on the data path (upsampling/Resize, ConvTranspose,
+channels_in. ONNX shapes come from shape inference alone: a model file is never
+run, and nodes whose shape inference leaves open are named in an
+:class:`AtomicShapeWarning`. Anything else on the data path (upsampling/Resize, ConvTranspose,
 Embedding, attention modules kept as leaves, exp/log/pow, comparisons, control
 flow, custom ONNX domains) raises :class:`UnsupportedOpError` naming each op and
 where it occurs.
@@ -52,6 +54,8 @@ from .core import (
     ATOMIC_OPS,
     AtomicFallbackWarning,
     AtomicGraphError,
+    AtomicShapeWarning,
+    ModelFileNotFoundError,
     UnsupportedOpError,
     op_counts,
     summary_table,
@@ -63,6 +67,8 @@ __all__ = [
     "ATOMIC_OPS",
     "AtomicFallbackWarning",
     "AtomicGraphError",
+    "AtomicShapeWarning",
+    "ModelFileNotFoundError",
     "UnsupportedOpError",
     "from_module",
     "from_onnx",

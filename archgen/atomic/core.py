@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import InvalidGraphError
+from ..errors import ArchGenError, InvalidGraphError
 from ..graph import ArchGraph
 from ..ops import NUMERIC_ATTRS, OP_NAMES
 
@@ -41,6 +41,15 @@ class UnsupportedOpError(AtomicGraphError):
     def __init__(self, message: str, unsupported: Sequence[tuple[str, str]] = ()):
         super().__init__(message)
         self.unsupported = list(unsupported)
+
+
+class ModelFileNotFoundError(ArchGenError, FileNotFoundError):
+    """The model file to convert does not exist."""
+
+
+class AtomicShapeWarning(UserWarning):
+    """ONNX shape inference left some shapes open: the nodes named lack ``channels_out`` /
+    ``resolution`` (archgen never executes a model file to learn them)."""
 
 
 class AtomicFallbackWarning(UserWarning):

@@ -1,24 +1,42 @@
 """``from_onnx``: an ONNX model as an atomic graph.
 
-The model is loaded with ``onnx.load`` and its shapes inferred with
-``onnx.shape_inference.infer_shapes``. A value is on the *data path* when it is
-computed from a graph input; Shape/Size start shape arithmetic, which (like
-Constant nodes and initializers) never reaches the graph. Weight shapes give
-kernel, groups and channels; inferred shapes give resolution and channels_out
-(where inference leaves a shape open, one onnxruntime run on zeros fills it in).
+The model is loaded with ``onnx.load`` (external tensor data left on disk) and its
+shapes inferred with ``onnx.shape_inference.infer_shapes(data_prop=True)``. A value is
+on the *data path* when it is computed from a graph input; Shape/Size start shape
+arithmetic, which (like Constant nodes and initializers) never reaches the graph.
+Weight shapes give kernel, groups and channels; inferred shapes give resolution and
+channels_out.
+
+The model is never executed: a file is untrusted input, and running it to learn a shape
+lets a small crafted file spend minutes and gigabytes (two 12000x12000 MatMuls on
+ConstantOfShape weights). Where inference leaves a shape open, the nodes concerned lack
+those attributes and an :class:`~archgen.atomic.core.AtomicShapeWarning` names them.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from ..graph import ArchGraph
-from .core import PASS, UNSUPPORTED, AtomicGraphError, IRNode, build, tensor_channels, tensor_resolution
+from ..validation import quote
+from .core import (
+    PASS,
+    UNSUPPORTED,
+    AtomicGraphError,
+    AtomicShapeWarning,
+    IRNode,
+    ModelFileNotFoundError,
+    build,
+    tensor_channels,
+    tensor_resolution,
+)
 
 _SIMPLE: dict[str, str] = {
     **dict.fromkeys(("Identity", "Dropout", "Cast", "CastLike"), PASS),
@@ -39,23 +57,78 @@ _REDUCE = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "max"}
 #: ops whose output is shape arithmetic even when they read a data tensor
 _META = {"Shape", "Size", "EyeLike", "RandomNormalLike", "RandomUniformLike", "ConstantOfShape"}
 _CONTROL_FLOW = {"If", "Loop", "Scan"}
-_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
-               "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
-               "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
+
+
+#: nodes named in one error or warning message (the rest are counted)
+_NAMED = 10
 
 
 def _load(path_or_model) -> tuple[onnx.ModelProto, str]:
+    """The model and how messages name it. A missing path, a directory, an empty file and
+    bytes that are not an ONNX model each get their own message (protobuf alone would
+    parse many non-ONNX files into an empty model, or fail with a bare DecodeError)."""
     if isinstance(path_or_model, onnx.ModelProto):
-        return path_or_model, f"ONNX model {path_or_model.graph.name or '(unnamed)'}"
+        return path_or_model, f"ONNX model {quote(path_or_model.graph.name or '(unnamed)')}"
     if not isinstance(path_or_model, (str, os.PathLike)):
         raise TypeError(f"from_onnx needs a path or an onnx.ModelProto, got {type(path_or_model).__name__}")
     path = Path(path_or_model)
+    shown = quote(str(path))
+    if not path.exists():
+        raise ModelFileNotFoundError(f"ONNX file {shown} does not exist")
+    if path.is_dir():
+        raise AtomicGraphError(f"ONNX path {shown} is a directory; give the path of an .onnx file")
     if not path.is_file():
-        raise FileNotFoundError(f"ONNX file {str(path)!r} does not exist")
+        raise AtomicGraphError(f"ONNX path {shown} is not a regular file")
+    if path.stat().st_size == 0:
+        raise AtomicGraphError(f"ONNX file {shown} is empty (0 bytes)")
     try:
-        return onnx.load(str(path)), f"ONNX model {str(path)!r}"
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 -- protobuf raises several types
-        raise AtomicGraphError(f"cannot read ONNX model {str(path)!r}: {type(exc).__name__}: {exc}") from exc
+        reason = str(exc)[:200] or type(exc).__name__
+        raise AtomicGraphError(f"ONNX file {shown} is not an ONNX model (protobuf cannot parse it: {reason})") from exc
+    if model.ir_version <= 0 or not model.HasField("graph") or not model.opset_import:
+        raise AtomicGraphError(f"ONNX file {shown} is not an ONNX model (it parses, but has no "
+                               "IR version, graph or opset)")
+    return model, f"ONNX model {shown}"
+
+
+def _node_name(node: onnx.NodeProto, index: int) -> str:
+    return node.name or f"{node.op_type}_{index}"
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(names[:_NAMED])
+    return shown + (f" and {len(names) - _NAMED} more" if len(names) > _NAMED else "")
+
+
+def _ordered(graph: onnx.GraphProto, source: str) -> list[int]:
+    """Indices of the graph's nodes in a topological order (the file's own where it is one).
+
+    ONNX requires a sorted graph, but a crafted or broken file need not be; reading its
+    nodes in file order would silently drop the edges that point backwards. A value
+    written by two nodes, or a cycle, is an error naming the nodes."""
+    producer: dict[str, int] = {}
+    for index, node in enumerate(graph.node):
+        for v in node.output:
+            if not v:
+                continue
+            if v in producer:
+                first = producer[v]
+                raise AtomicGraphError(
+                    f"{source} is not a valid ONNX graph: value {quote(v)} is written by two nodes, "
+                    f"{quote(_node_name(graph.node[first], first))} and {quote(_node_name(node, index))}")
+            producer[v] = index
+    deps = nx.DiGraph()
+    deps.add_nodes_from(range(len(graph.node)))
+    for index, node in enumerate(graph.node):
+        deps.add_edges_from((producer[v], index) for v in node.input if v in producer)
+    try:
+        return list(nx.lexicographical_topological_sort(deps))
+    except nx.NetworkXUnfeasible:
+        cycle = [u for u, _ in nx.find_cycle(deps)]
+        names = [quote(_node_name(graph.node[i], i)) for i in cycle]
+        raise AtomicGraphError(f"the ONNX graph of {source} has a cycle through nodes {_listed(names)}; "
+                               "an ONNX graph must be acyclic") from None
 
 
 class _Model:
@@ -85,46 +158,18 @@ class _Model:
                 self.constants[node.output[0]] = self.constants[node.input[0]]
                 self.shapes[node.output[0]] = self.shapes.get(node.input[0])
 
-    def fill_from_runtime(self, model: onnx.ModelProto) -> None:
-        """Shapes that inference left unknown (e.g. a Slice whose ends are computed),
-        read off one onnxruntime run on zeros (symbolic dims as 1). Best effort:
-        models onnxruntime cannot run (custom ops) keep the inferred shapes."""
-        graph = model.graph
-        produced = [v for node in graph.node if node.op_type != "Constant" for v in node.output if v]
-        missing = [v for v in produced if v not in self.constants
-                   and (self.shapes.get(v) is None or any(d is None for d in self.shapes[v][1:]))]
-        if not missing:
-            return
-        try:
-            import onnxruntime as ort
-
-            probe = onnx.ModelProto()
-            probe.CopyFrom(model)
-            known = {o.name for o in probe.graph.output}
-            probe.graph.output.extend(onnx.ValueInfoProto(name=v) for v in missing if v not in known)
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-            options.intra_op_num_threads = 1
-            options.log_severity_level = 4
-            session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-            feed = {}
-            for vi in session.get_inputs():
-                dims = [d if isinstance(d, int) and d > 0 else 1 for d in vi.shape]
-                dtype = _ORT_DTYPES.get(vi.type, np.float32)
-                feed[vi.name] = np.zeros(dims, dtype=dtype)
-            names = [o.name for o in session.get_outputs()]
-            for name, value in zip(names, session.run(names, feed)):
-                if name in missing and hasattr(value, "shape"):
-                    self.shapes[name] = list(value.shape)
-        except Exception:  # noqa: BLE001 -- shapes only enrich the attributes
-            return
-
     def shape(self, name: str) -> list[int | None] | None:
         return self.shapes.get(name)
 
     def value(self, name: str):
+        """The constant's values, or None (not a constant, or its data left in an external file)."""
         tensor = self.constants.get(name)
-        return None if tensor is None else numpy_helper.to_array(tensor)
+        if tensor is None:
+            return None
+        try:
+            return numpy_helper.to_array(tensor)
+        except Exception:  # noqa: BLE001 -- external or malformed data: treat as unknown
+            return None
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
@@ -224,6 +269,21 @@ def _stacks(nodes: list[IRNode], onnx_of: dict[int, onnx.NodeProto], model: _Mod
                 p.op = PASS
 
 
+def _open_dims(shape) -> str | None:
+    """What inference left open of a value's shape that the node attributes read (the
+    channel dim, H of an NCHW tensor), or None when nothing they need is open."""
+    if shape is None:
+        return "shape unknown"
+    open_dims = []
+    if len(shape) >= 2 and shape[-1 if len(shape) == 3 else 1] is None:
+        open_dims.append("channels")
+    if len(shape) >= 4 and shape[2] is None:
+        open_dims.append("resolution")
+    if not open_dims:
+        return None
+    return " and ".join(open_dims) + " unknown (shape [" + ", ".join("?" if d is None else str(d) for d in shape) + "])"
+
+
 def from_onnx(path_or_model) -> ArchGraph:
     """The atomic computation graph of an ONNX model (a path or an ``onnx.ModelProto``).
 
@@ -231,18 +291,23 @@ def from_onnx(path_or_model) -> ArchGraph:
     operation on the data path, one ``output`` node fed by every graph output.
     Identity, Dropout and Cast are bridged; Constant nodes, initializers and shape
     arithmetic (Shape -> Gather -> Concat -> Reshape's shape input) do not appear.
-    Raises ``FileNotFoundError`` for a missing file and :class:`UnsupportedOpError`
-    naming every op type (and node) with no atomic counterpart, control flow
-    (If/Loop/Scan) and custom-domain ops included.
+    Shapes come from ONNX shape inference only; the model is never run. Nodes whose
+    shape stays open lack ``channels_out``/``resolution`` and are named in one
+    :class:`AtomicShapeWarning`.
+
+    Raises :class:`ModelFileNotFoundError` (a ``FileNotFoundError``) for a missing file,
+    :class:`AtomicGraphError` for a directory, an empty file, a file that is not ONNX and
+    a graph with a cycle, and :class:`UnsupportedOpError` naming every op type (and node)
+    with no atomic counterpart, control flow (If/Loop/Scan) and custom-domain ops included.
     """
     model, source = _load(path_or_model)
+    order = _ordered(model.graph, source)
     try:
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)  # data_prop: Shape -> Reshape chains
     except Exception:  # noqa: BLE001 -- shapes are a bonus; the graph converts without them
         pass
     info = _Model(model)
     graph = model.graph
-    info.fill_from_runtime(model)
     data: set[str] = set()
     inputs = []
     for vi in graph.input:
@@ -253,8 +318,10 @@ def from_onnx(path_or_model) -> ArchGraph:
         inputs.append((vi.name, {"channels_out": tensor_channels(shape), "resolution": tensor_resolution(shape)}))
     nodes: list[IRNode] = []
     onnx_of: dict[int, onnx.NodeProto] = {}
-    for index, node in enumerate(graph.node):
-        name = node.name or f"{node.op_type}_{index}"
+    unknown: list[str] = []
+    for index in order:
+        node = graph.node[index]
+        where = f"node {quote(_node_name(node, index))}"
         domain = node.domain if node.domain not in ("", "ai.onnx") else ""
         operands = [v for v in node.input if v in data]
         control = node.op_type in _CONTROL_FLOW or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
@@ -273,15 +340,25 @@ def from_onnx(path_or_model) -> ArchGraph:
         attrs = {"channels_out": tensor_channels(out_shape), "resolution": tensor_resolution(in_shape), **attrs}
         outs = [v for v in node.output if v]
         data.update(outs)
+        if op not in (PASS, UNSUPPORTED) and outs:
+            missing = _open_dims(out_shape)
+            if missing:
+                unknown.append(f"{where} ({kind if len(kind) <= 60 else quote(kind, 60)}): {missing}")
         if node.op_type == "Split" and not domain:  # one reshape per piece, like getitem of torch.chunk
             for v in outs:
                 piece = {**attrs, "channels_out": tensor_channels(info.shape(v))}
-                nodes.append(IRNode(op, operands, [v], piece, f"node '{name}'", dict(extra)))
+                nodes.append(IRNode(op, operands, [v], piece, where, dict(extra)))
             continue
-        ir = IRNode(op, operands, outs, attrs, f"node '{name}'", extra)
+        ir = IRNode(op, operands, outs, attrs, where, extra)
         onnx_of[id(ir)] = node
         nodes.append(ir)
     _stacks(nodes, onnx_of, info)
     outputs = [o.name for o in graph.output if o.name in data]
     output_attrs = {"channels_out": tensor_channels(info.shape(outputs[0]))} if len(outputs) == 1 else {}
-    return build(nodes, inputs, outputs, output_attrs=output_attrs, source=source)
+    built = build(nodes, inputs, outputs, output_attrs=output_attrs, source=source)
+    if unknown:
+        warnings.warn(
+            f"ONNX shape inference left shapes open in {source}, so {len(unknown)} node(s) lack channels_out or "
+            f"resolution (archgen never runs a model to learn its shapes): {_listed(unknown)}",
+            AtomicShapeWarning, stacklevel=2)
+    return built

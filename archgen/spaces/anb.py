@@ -56,14 +56,10 @@ STAGE_STRIDES: tuple[int, ...] = (1, 2, 2, 2, 1, 2, 1)
 STEM_WIDTH = 32
 #: the head's 1x1 conv width (4 x the last stage's 320, as the reference builds it)
 HEAD_WIDTH = 1280
-#: squeeze-excite squeezes to ``max(1, int(block input channels * SE_RATIO))``
-SE_RATIO = 0.25
 #: input side of the benchmark's networks
 RESOLUTION = 224
 #: classes of the benchmark's network (ImageNet); the graph's classifier node has these
 GRAPH_CLASSES = 1000
-#: the classifier dropout of the reference network
-DROPOUT = 0.2
 
 #: option names of the four decision slots of a stage (:attr:`AnbSpace.decisions`)
 EXPAND_OPTIONS: tuple[str, ...] = tuple(f"e{e}" for e in EXPANDS)
@@ -510,6 +506,7 @@ class AnbSpace(SearchSpace):
         """The benchmark's network (see :class:`~archgen.spaces.anb_network.AnbNetwork`;
         options ``dropout``, ``activation``, ``stochastic_depth``, ``in_channels``); feed
         it ``(N, 3, 224, 224)`` inputs (it runs at any size)."""
-        from .anb_network import AnbNetwork
+        from .anb_network import AnbNetwork, AnbSkeleton
 
-        return AnbNetwork(self.parse_arch(arch), num_classes=num_classes, **options)
+        skeleton = AnbSkeleton(STEM_WIDTH, STAGE_WIDTHS, STAGE_STRIDES, HEAD_WIDTH, RESOLUTION)
+        return AnbNetwork(self.parse_arch(arch), skeleton, num_classes=num_classes, **options)

@@ -12,27 +12,39 @@ variant the benchmark's proxy training and its throughput / FPGA measurements us
 (ReLU everywhere, hard-sigmoid gates: the reference's ``activation_fn = relu``), so a
 built network is the one whose accuracy and speed the bundle predicts;
 ``activation="swish"`` gives EfficientNet's SiLU and sigmoid gates.
+
+The widths, strides and input side come in as an :class:`AnbSkeleton` built by
+:mod:`archgen.spaces.anb` (which owns them and imports this module lazily, to build),
+so this module never imports its space: no import cycle, and the space stays
+importable without torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .anb import (
-    DROPOUT,
-    HEAD_WIDTH,
-    NUM_STAGES,
-    RESOLUTION,
-    SE_RATIO,
-    STAGE_STRIDES,
-    STAGE_WIDTHS,
-    STEM_WIDTH,
-    AnbStage,
-)
 from .mbv3_network import ConvBNAct, MBConv, he_fout_init
+
+#: the classifier dropout of the reference network
+DROPOUT = 0.2
+#: squeeze-excite squeezes to ``max(1, int(block input channels * SE_RATIO))``
+SE_RATIO = 0.25
+
+
+@dataclass(frozen=True)
+class AnbSkeleton:
+    """The fixed parts of an Accel-NASBench network: stem, per-stage and head widths,
+    each stage's first stride, and the benchmark's input side."""
+
+    stem_width: int
+    stage_widths: tuple[int, ...]
+    stage_strides: tuple[int, ...]
+    head_width: int
+    resolution: int
 
 #: activation -> the squeeze-excite gate the reference pairs with it
 SE_GATES = {"swish": "sigmoid", "relu": "hsigmoid"}
@@ -60,9 +72,12 @@ class AnbBlock(MBConv):
 
 
 class AnbNetwork(nn.Module):
-    """``AnbNetwork(stages, num_classes=1000, dropout=0.2, activation="relu", stochastic_depth=0.0, in_channels=3)``.
+    """``AnbNetwork(stages, skeleton, num_classes=1000, dropout=0.2, activation="relu", stochastic_depth=0.0,
+    in_channels=3)``.
 
-    ``stages``: 7 ``(expand, kernel, layers, se)`` (see :class:`~archgen.spaces.anb.AnbStage`).
+    ``stages``: per stage ``(expand, kernel, layers, se)`` (see :class:`~archgen.spaces.anb.AnbStage`);
+    ``skeleton``: the widths and strides (:meth:`AnbSpace.to_module
+    <archgen.spaces.anb.AnbSpace.to_module>` passes the benchmark's).
     The network runs at any input size (global pooling before the head); the benchmark's
     is 224 (:attr:`input_shape`). ``dropout`` is applied before the classifier (the
     reference's 0.2). ``activation``: ``"relu"`` (ReLU, hard-sigmoid gates: what the
@@ -75,6 +90,7 @@ class AnbNetwork(nn.Module):
     def __init__(
         self,
         stages: Sequence[Sequence],
+        skeleton: AnbSkeleton,
         num_classes: int = 1000,
         dropout: float = DROPOUT,
         activation: str = "relu",
@@ -90,26 +106,26 @@ class AnbNetwork(nn.Module):
                 raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
         if activation not in SE_GATES:
             raise ValueError(f"activation must be one of {', '.join(SE_GATES)}, got {activation!r}")
-        if len(stages) != NUM_STAGES:
-            raise ValueError(f"expected {NUM_STAGES} stages, got {len(stages)}")
-        self.stages = tuple(AnbStage(int(e), int(k), int(n), bool(se)) for e, k, n, se in stages)
+        if len(stages) != len(skeleton.stage_widths):
+            raise ValueError(f"expected {len(skeleton.stage_widths)} stages, got {len(stages)}")
+        self.stages = tuple((int(e), int(k), int(n), bool(se)) for e, k, n, se in stages)
         self.activation = activation
-        self.input_shape = (in_channels, RESOLUTION, RESOLUTION)
+        self.input_shape = (in_channels, skeleton.resolution, skeleton.resolution)
 
-        self.stem = ConvBNAct(in_channels, STEM_WIDTH, 3, stride=2, act=activation)
-        total = sum(s.layers for s in self.stages)
+        self.stem = ConvBNAct(in_channels, skeleton.stem_width, 3, stride=2, act=activation)
+        total = sum(layers for _, _, layers, _ in self.stages)
         blocks: list[nn.Module] = []
-        c = STEM_WIDTH
-        for stage, width, stride in zip(self.stages, STAGE_WIDTHS, STAGE_STRIDES):
-            for i in range(stage.layers):
+        c = skeleton.stem_width
+        for (expand, kernel, layers, se), width, stride in zip(self.stages, skeleton.stage_widths,
+                                                               skeleton.stage_strides):
+            for i in range(layers):
                 drop = stochastic_depth * len(blocks) / total
-                blocks.append(AnbBlock(c, width, stage.kernel, stage.expand, stride if i == 0 else 1, activation,
-                                       stage.se, drop))
+                blocks.append(AnbBlock(c, width, kernel, expand, stride if i == 0 else 1, activation, se, drop))
                 c = width
         self.blocks = nn.Sequential(*blocks)
-        self.head = ConvBNAct(c, HEAD_WIDTH, 1, act=activation)
+        self.head = ConvBNAct(c, skeleton.head_width, 1, act=activation)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(HEAD_WIDTH, num_classes)
+        self.classifier = nn.Linear(skeleton.head_width, num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:

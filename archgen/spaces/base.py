@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
 from ..ops import NUMERIC_ATTRS
+from ..validation import MAX_SAMPLE, check_count, check_seed
 
 #: graph views an encoder can read: the architecture as built, or with ``none``
 #: ops and the ops they cut off from the output removed (what the network computes)
@@ -26,6 +27,20 @@ def check_view(view: str) -> str:
     if view not in VIEWS:
         raise ValueError(f"unknown graph view {view!r}; valid: {', '.join(VIEWS)}")
     return view
+
+
+#: digits a number in an arch string may have: every valid one has at most 3, and int()
+#: of hundreds of digits is slow (of more than 4,300, a ValueError)
+MAX_DIGITS = 6
+
+
+def arch_number(digits: str, what: str) -> int:
+    """The int of a run of ASCII digits read from an arch string, or an
+    :class:`InvalidArchError` naming ``what`` for one too long to be any valid value."""
+    if len(digits) > MAX_DIGITS:
+        raise InvalidArchError(f"{what} {digits[:12]}... has {len(digits):,} digits; no valid value has more "
+                               f"than {MAX_DIGITS}")
+    return int(digits)
 
 
 def chain_order(graph: ArchGraph, what: str) -> list[int]:
@@ -171,11 +186,13 @@ class SearchSpace(ABC):
     @abstractmethod
     def sample(self, n: int, seed: int = 0) -> list[str]:
         """``n`` architectures drawn uniformly at random (distinct where the space
-        has at least ``n``), reproducible from ``seed``."""
+        has at least ``n``), reproducible from ``seed``. ``n``: 0 to
+        :data:`~archgen.validation.MAX_SAMPLE` (1,000,000); ``seed``: 0 to 2**63-1;
+        others are a :class:`~archgen.errors.RequestError`."""
 
     @abstractmethod
     def mutate(self, arch: str, seed: int = 0) -> str:
-        """A neighbour of ``arch`` differing in one choice."""
+        """A neighbour of ``arch`` differing in one choice (``seed``: 0 to 2**63-1)."""
 
     def enumerate(self) -> Iterator[str]:
         raise NotImplementedError(f"the {self.name} space is too large to enumerate")
@@ -219,15 +236,15 @@ class SearchSpace(ABC):
 
     @staticmethod
     def _rng(seed: int) -> random.Random:
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise TypeError(f"seed must be an int, got {seed!r}")
-        return random.Random(seed)
+        """The generator of ``sample``/``mutate``: ``seed`` an int from 0 to 2**63-1
+        (:func:`~archgen.validation.check_seed`), else a :class:`~archgen.errors.RequestError`."""
+        return random.Random(check_seed(seed))
 
     @staticmethod
     def _check_count(n: int) -> int:
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise ValueError(f"n must be a non-negative int, got {n!r}")
-        return n
+        """``n`` of ``sample(n)``: an int from 0 to :data:`~archgen.validation.MAX_SAMPLE`
+        (a million; more would spend minutes building strings before running out of memory)."""
+        return check_count("n", n, minimum=0, maximum=MAX_SAMPLE)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
 from ..ops import NUMERIC_ATTRS, OP_INDEX, encode_attr
+from ..validation import quote
 from .base import DecisionLayout, SearchSpace, chain_order, check_view
 
 #: the nine block choices, in HW-NAS-Bench's op-index order
@@ -160,7 +161,7 @@ class FBNetSpace(SearchSpace):
             tokens = []
         if len(tokens) != NUM_LAYERS:
             raise InvalidArchError(
-                f"FBNet has {NUM_LAYERS} layers, got {len(tokens)} in {text!r} "
+                f"FBNet has {NUM_LAYERS} layers, got {len(tokens)} in {quote(text)} "
                 f"(expected {NUM_LAYERS} block names joined by '-', e.g. {'-'.join(['k3_e1'] * 3)}-...)"
             )
         return self._check_layers(tokens)
@@ -170,7 +171,7 @@ class FBNetSpace(SearchSpace):
         for i, block in enumerate(layers):
             if block not in _BLOCK_POSITION:
                 raise InvalidArchError(
-                    f"layer {i} has unknown block {block!r}; FBNet blocks: {', '.join(BLOCKS)}"
+                    f"layer {i} has unknown block {quote(block, 60)}; FBNet blocks: {', '.join(BLOCKS)}"
                 )
         return tuple(layers)
 
@@ -212,7 +213,7 @@ class FBNetSpace(SearchSpace):
     def arch_at(self, index: int) -> str:
         """Inverse of :meth:`index_of`."""
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < NUM_ARCHS:
-            raise InvalidArchError(f"FBNet index must be an int in 0..9^22-1, got {index!r}")
+            raise InvalidArchError(f"FBNet index must be an int in 0..9^22-1, got {quote(index, 60)}")
         digits = []
         for _ in range(NUM_LAYERS):
             index, r = divmod(index, len(BLOCKS))
@@ -346,7 +347,10 @@ class FBNetSpace(SearchSpace):
         """The HW-NAS-Bench FBNet CIFAR network (see :class:`~archgen.spaces.fbnet_network.FBNetNetwork`)."""
         from .fbnet_network import FBNetNetwork
 
-        return FBNetNetwork(self.parse_layers(arch), num_classes=num_classes, **options)
+        layers = [(None if block == SKIP else BLOCK_CONFIG[block], shape)
+                  for block, shape in zip(self.parse_layers(arch), LAYER_SHAPES)]
+        return FBNetNetwork(layers, num_classes=num_classes, stem_channels=STEM_CHANNELS,
+                            head_channels=HEAD_CHANNELS, **options)
 
 
 def _same_node(op_a: str, attrs_a: dict, op_b: str, attrs_b: dict) -> bool:

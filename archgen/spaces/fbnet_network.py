@@ -12,16 +12,29 @@ the shape is kept); ``skip`` is an identity, or where the layer changes shape a
 1x1 conv with the stride + BN + ReLU (as FBNet's and HW-NAS-Bench's code have it).
 Weights start as the benchmark's do (Kaiming-normal convs, unit BN, linear
 N(0, 0.001)). Only standard ops: it exports to ONNX with the TorchScript exporter.
+
+The layers come in fully described (block config and shape), so this module never
+imports its space (:mod:`archgen.spaces.fbnet` imports it, lazily, to build): no
+import cycle, and the space stays importable without torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch import nn
 
-from .fbnet import BLOCK_CONFIG, HEAD_CHANNELS, LAYER_SHAPES, NUM_LAYERS, SKIP, STEM_CHANNELS, LayerShape
+BlockConfig = tuple[int, int, int]  # (kernel, expand, groups) of an inverted residual
+
+
+class Shape(Protocol):
+    """Where a layer sits: what :class:`~archgen.spaces.fbnet.LayerShape` provides."""
+
+    channels_in: int
+    channels_out: int
+    stride: int
 
 
 class ConvBNReLU(nn.Sequential):
@@ -67,36 +80,42 @@ class InvertedResidual(nn.Module):
         return y + x if self.residual else y
 
 
-def make_layer(block: str, shape: LayerShape) -> nn.Module:
-    """The module of ``block`` at a layer of shape ``shape``."""
-    if block == SKIP:
-        if shape.identity_skip:
+def make_layer(config: BlockConfig | None, shape: Shape) -> nn.Module:
+    """The module of a layer of shape ``shape``: ``config`` ``(kernel, expand, groups)``
+    is an inverted residual, None a ``skip`` (an identity where the shape is kept, else
+    a 1x1 conv with the stride)."""
+    if config is None:
+        if shape.stride == 1 and shape.channels_in == shape.channels_out:
             return nn.Identity()
         return ConvBNReLU(shape.channels_in, shape.channels_out, 1, stride=shape.stride)
-    if block not in BLOCK_CONFIG:
-        raise ValueError(f"unknown FBNet block {block!r}")
-    kernel, expand, groups = BLOCK_CONFIG[block]
+    kernel, expand, groups = config
     return InvertedResidual(shape.channels_in, shape.channels_out, kernel, expand, groups, shape.stride)
 
 
 class FBNetNetwork(nn.Module):
-    """``FBNetNetwork(layers, num_classes=100, in_channels=3)``: ``layers`` are the 22
-    block names in layer order. Any input size works (the head pools globally);
-    the benchmark's is 32x32."""
+    """``FBNetNetwork(layers, num_classes=100, in_channels=3, *, stem_channels, head_channels)``.
 
-    def __init__(self, layers: Sequence[str], num_classes: int = 100, in_channels: int = 3):
+    ``layers``: per layer, ``(config, shape)``: the block's ``(kernel, expand, groups)``
+    (None for ``skip``) and its :class:`~archgen.spaces.fbnet.LayerShape`;
+    :meth:`FBNetSpace.to_module <archgen.spaces.fbnet.FBNetSpace.to_module>` passes the
+    22 of an arch string with the benchmark's stem (16) and head (1504) widths. Any
+    input size works (the head pools globally); the benchmark's is 32x32."""
+
+    def __init__(self, layers: Sequence[tuple[BlockConfig | None, Shape]], num_classes: int = 100,
+                 in_channels: int = 3, *, stem_channels: int, head_channels: int):
         super().__init__()
-        for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        for name, value in (("num_classes", num_classes), ("in_channels", in_channels),
+                            ("stem_channels", stem_channels), ("head_channels", head_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if len(layers) != NUM_LAYERS:
-            raise ValueError(f"FBNet has {NUM_LAYERS} layers, got {len(layers)}")
-        self.blocks = tuple(layers)
-        self.stem = ConvBNReLU(in_channels, STEM_CHANNELS, 3)
-        self.layers = nn.Sequential(*(make_layer(b, s) for b, s in zip(self.blocks, LAYER_SHAPES)))
-        self.head = ConvBNReLU(LAYER_SHAPES[-1].channels_out, HEAD_CHANNELS, 1)
+        if not layers:
+            raise ValueError("an FBNet network needs at least one layer")
+        self.blocks = tuple(config for config, _ in layers)
+        self.stem = ConvBNReLU(in_channels, stem_channels, 3)
+        self.layers = nn.Sequential(*(make_layer(config, shape) for config, shape in layers))
+        self.head = ConvBNReLU(layers[-1][1].channels_out, head_channels, 1)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(HEAD_CHANNELS, num_classes)
+        self.classifier = nn.Linear(head_channels, num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:

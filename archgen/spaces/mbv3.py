@@ -29,7 +29,8 @@ from typing import NamedTuple
 
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
-from .base import DecisionLayout, SearchSpace, chain_order
+from ..validation import quote
+from .base import DecisionLayout, SearchSpace, arch_number, chain_order
 
 KERNELS: tuple[int, ...] = (3, 5, 7)
 EXPANDS: tuple[int, ...] = (3, 4, 6)
@@ -79,15 +80,6 @@ class MBv3Arch(NamedTuple):
         return tuple(len(s) for s in self.stages)
 
 
-def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """OFA's channel rounding: nearest multiple of ``divisor``, never below 90% of ``v``."""
-    min_value = min_value or divisor
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
 def conv_out(size: int, stride: int) -> int:
     """Spatial size after a 'same'-padded odd-kernel convolution with ``stride``."""
     return math.ceil(size / stride)
@@ -98,9 +90,12 @@ def _fmt_layer(layer: Layer) -> str:
 
 
 def _check_int(value, what: str) -> int:
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or value != int(value)):
-        raise InvalidArchError(f"{what} must be an integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArchError(f"{what} must be an integer, got {quote(value, 60)}")
+    if isinstance(value, int):
+        return value  # (an int of 400 digits has no float: math.isfinite would overflow)
+    if not math.isfinite(value) or value != int(value):
+        raise InvalidArchError(f"{what} must be an integer, got {quote(value, 60)}")
     return int(value)
 
 
@@ -108,7 +103,7 @@ def _check_resolution(r, what: str = "resolution") -> int:
     r = _check_int(r, what)
     if not RESOLUTIONS[0] <= r <= RESOLUTIONS[-1]:
         raise InvalidArchError(
-            f"{what} {r} is out of range {RESOLUTIONS[0]}..{RESOLUTIONS[-1]} (a multiple of 4)"
+            f"{what} {quote(r, 30)} is out of range {RESOLUTIONS[0]}..{RESOLUTIONS[-1]} (a multiple of 4)"
         )
     if r % 4:
         raise InvalidArchError(
@@ -120,10 +115,10 @@ def _check_resolution(r, what: str = "resolution") -> int:
 def _check_layer(kernel, expand, where: str) -> Layer:
     kernel, expand = _check_int(kernel, f"kernel of {where}"), _check_int(expand, f"expand ratio of {where}")
     if kernel not in KERNELS:
-        raise InvalidArchError(f"{where} has kernel {kernel}; valid kernels: {', '.join(map(str, KERNELS))}")
+        raise InvalidArchError(f"{where} has kernel {quote(kernel, 30)}; valid kernels: {', '.join(map(str, KERNELS))}")
     if expand not in EXPANDS:
         raise InvalidArchError(
-            f"{where} has expand ratio {expand}; valid expand ratios: {', '.join(map(str, EXPANDS))}"
+            f"{where} has expand ratio {quote(expand, 30)}; valid expand ratios: {', '.join(map(str, EXPANDS))}"
         )
     return kernel, expand
 
@@ -183,16 +178,16 @@ class MBv3Space(SearchSpace):
         head, sep, body = s.partition(":")
         if not sep or not head.startswith("r"):
             raise InvalidArchError(
-                f"malformed MobileNetV3 arch {text!r}: expected 'r<resolution>:' followed by 5 stages "
+                f"malformed MobileNetV3 arch {quote(text)}: expected 'r<resolution>:' followed by 5 stages "
                 "separated by '|', e.g. r160:k3e4-k5e6|k7e3-k3e3-k5e4|k3e6-k3e3|k5e4-k5e4-k7e6-k3e3|k3e3-k3e6"
             )
         if not _INTEGER.fullmatch(head[1:]):
-            raise InvalidArchError(f"resolution {head[1:]!r} in {text!r} is not an integer")
-        resolution = _check_resolution(int(head[1:]))
+            raise InvalidArchError(f"resolution {quote(head[1:], 60)} in {quote(text)} is not an integer")
+        resolution = _check_resolution(arch_number(head[1:], "resolution"))
         groups = body.split("|")
         if len(groups) != NUM_STAGES:
             raise InvalidArchError(
-                f"a MobileNetV3 arch has {NUM_STAGES} stages separated by '|', got {len(groups)} in {text!r}"
+                f"a MobileNetV3 arch has {NUM_STAGES} stages separated by '|', got {len(groups):,} in {quote(text)}"
             )
         stages = []
         for s_idx, group in enumerate(groups, start=1):
@@ -200,13 +195,14 @@ class MBv3Space(SearchSpace):
             _check_depth(len(tokens), s_idx)
             layers = []
             for l_idx, token in enumerate(tokens, start=1):
-                where = f"stage {s_idx} layer {l_idx} ({token!r})"
+                where = f"stage {s_idx} layer {l_idx} ({quote(token, 60)})"
                 match = _LAYER_TOKEN.fullmatch(token)
                 if not match:
                     raise InvalidArchError(
                         f"{where} is not of the form k<kernel>e<expand>, e.g. k5e4"
                     )
-                layers.append(_check_layer(int(match.group(1)), int(match.group(2)), where))
+                layers.append(_check_layer(arch_number(match.group(1), f"kernel of {where}"),
+                                           arch_number(match.group(2), f"expand ratio of {where}"), where))
             stages.append(tuple(layers))
         return MBv3Arch(resolution, tuple(stages))
 
@@ -243,7 +239,7 @@ class MBv3Space(SearchSpace):
         ks, es, ds = record["ks"], record["e"], record["d"]
         for key, value, length in (("ks", ks, NUM_SLOTS), ("e", es, NUM_SLOTS), ("d", ds, NUM_STAGES)):
             if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-                raise InvalidArchError(f"record field {key!r} must be a list of {length} ints, got {value!r}")
+                raise InvalidArchError(f"record field {key!r} must be a list of {length} ints, got {quote(value, 60)}")
             if len(value) != length:
                 raise InvalidArchError(f"record field {key!r} must have {length} entries, got {len(value)}")
         resolution = _check_resolution(record["r"], "record resolution r")
@@ -472,10 +468,12 @@ class MBv3Space(SearchSpace):
     def to_module(self, arch: str, num_classes: int = 1000, **options):
         """The OFA MobileNetV3 subnet (see :class:`~archgen.spaces.mbv3_network.MBv3Network`);
         feed it ``(N, *input_shape_of(arch))`` inputs."""
-        from .mbv3_network import MBv3Network
+        from .mbv3_network import MBv3Network, MBv3Skeleton
 
         a = self.parse_arch(arch)
-        return MBv3Network(a.stages, resolution=a.resolution, num_classes=num_classes, **options)
+        skeleton = MBv3Skeleton(STEM_WIDTH, STAGE_WIDTHS, STAGE_STRIDES, STAGE_ACTS, STAGE_SE, FINAL_EXPAND_WIDTH,
+                                LAST_CHANNEL)
+        return MBv3Network(a.stages, skeleton, resolution=a.resolution, num_classes=num_classes, **options)
 
 
 def _rounded(value: float) -> float:

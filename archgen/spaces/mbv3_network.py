@@ -7,25 +7,42 @@ residual); five stages of inverted residuals (1x1 expand + BN + act, kxk
 depthwise + BN + act, optional squeeze-excite, 1x1 project + BN; residual where
 stride is 1 and the width is kept); 1x1 conv to 960 (BN, h-swish), global
 average pooling, 1x1 conv to 1280 (h-swish), dropout, linear classifier.
+
+The widths, strides and activations come in as an :class:`MBv3Skeleton` built by
+:mod:`archgen.spaces.mbv3` (which owns them and imports this module lazily, to build),
+so this module never imports its space: no import cycle, and the space stays
+importable without torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .mbv3 import (
-    FINAL_EXPAND_WIDTH,
-    LAST_CHANNEL,
-    STAGE_ACTS,
-    STAGE_SE,
-    STAGE_STRIDES,
-    STAGE_WIDTHS,
-    STEM_WIDTH,
-    make_divisible,
-)
+
+@dataclass(frozen=True)
+class MBv3Skeleton:
+    """The fixed parts of an OFA MobileNetV3 network, per searchable stage and around them."""
+
+    stem_width: int
+    stage_widths: tuple[int, ...]
+    stage_strides: tuple[int, ...]
+    stage_acts: tuple[str, ...]  # relu / hswish
+    stage_se: tuple[bool, ...]
+    final_expand_width: int
+    last_channel: int
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """OFA's channel rounding: nearest multiple of ``divisor``, never below 90% of ``v``."""
+    min_value = min_value or divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
 
 
 _ACTS = {"relu": nn.ReLU, "hswish": nn.Hardswish, "swish": nn.SiLU, "sigmoid": nn.Sigmoid, "hsigmoid": nn.Hardsigmoid}
@@ -117,18 +134,21 @@ class MBConv(nn.Module):
 
 
 class MBv3Network(nn.Module):
-    """``MBv3Network(stages, resolution=224, num_classes=1000, dropout=0.1, in_channels=3)``.
+    """``MBv3Network(stages, skeleton, resolution=224, num_classes=1000, dropout=0.1, in_channels=3)``.
 
-    ``stages``: for each of the 5 searchable stages its layers as ``(kernel, expand)``
-    pairs (2..4 of them). ``resolution`` is the input size the architecture was chosen
-    for (kept as :attr:`resolution` / :attr:`input_shape`); the network itself runs at
-    any input size (global pooling before the head). ``dropout`` is applied before the
+    ``stages``: for each searchable stage its layers as ``(kernel, expand)`` pairs;
+    ``skeleton``: the stem, stage and head widths, strides, activations and
+    squeeze-excite (:meth:`MBv3Space.to_module <archgen.spaces.mbv3.MBv3Space.to_module>`
+    passes OFA's). ``resolution`` is the input size the architecture was chosen for
+    (kept as :attr:`resolution` / :attr:`input_shape`); the network itself runs at any
+    input size (global pooling before the head). ``dropout`` is applied before the
     classifier (OFA's default 0.1). Weights start as OFA initialises them.
     """
 
     def __init__(
         self,
         stages: Sequence[Sequence[tuple[int, int]]],
+        skeleton: MBv3Skeleton,
         resolution: int = 224,
         num_classes: int = 1000,
         dropout: float = 0.1,
@@ -140,24 +160,27 @@ class MBv3Network(nn.Module):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-        if len(stages) != len(STAGE_WIDTHS):
-            raise ValueError(f"expected {len(STAGE_WIDTHS)} stages, got {len(stages)}")
+        if len(stages) != len(skeleton.stage_widths):
+            raise ValueError(f"expected {len(skeleton.stage_widths)} stages, got {len(stages)}")
         self.stages = tuple(tuple((int(k), int(e)) for k, e in layers) for layers in stages)
         self.resolution = resolution
         self.input_shape = (in_channels, resolution, resolution)
 
-        self.stem = ConvBNAct(in_channels, STEM_WIDTH, 3, stride=2, act="hswish")
-        blocks: list[nn.Module] = [MBConv(STEM_WIDTH, STEM_WIDTH, 3, 1, 1, "relu", False)]
-        c = STEM_WIDTH
-        for layers, width, stride, act, se in zip(self.stages, STAGE_WIDTHS, STAGE_STRIDES, STAGE_ACTS, STAGE_SE):
+        sk = skeleton
+        self.stem = ConvBNAct(in_channels, sk.stem_width, 3, stride=2, act="hswish")
+        blocks: list[nn.Module] = [MBConv(sk.stem_width, sk.stem_width, 3, 1, 1, "relu", False)]
+        c = sk.stem_width
+        for layers, width, stride, act, se in zip(self.stages, sk.stage_widths, sk.stage_strides, sk.stage_acts,
+                                                  sk.stage_se):
             for i, (kernel, expand) in enumerate(layers):
                 blocks.append(MBConv(c, width, kernel, expand, stride if i == 0 else 1, act, se))
                 c = width
         self.blocks = nn.Sequential(*blocks)
-        self.final_expand = ConvBNAct(c, FINAL_EXPAND_WIDTH, 1, act="hswish")
-        self.feature_mix = nn.Sequential(nn.Conv2d(FINAL_EXPAND_WIDTH, LAST_CHANNEL, 1, bias=False), nn.Hardswish())
+        self.final_expand = ConvBNAct(c, sk.final_expand_width, 1, act="hswish")
+        self.feature_mix = nn.Sequential(nn.Conv2d(sk.final_expand_width, sk.last_channel, 1, bias=False),
+                                         nn.Hardswish())
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(LAST_CHANNEL, num_classes)
+        self.classifier = nn.Linear(sk.last_channel, num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
 from ..ops import NUMERIC_ATTRS, OP_INDEX
+from ..validation import quote
 from .base import DecisionLayout, SearchSpace, check_view
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -114,34 +115,34 @@ class NB201Space(SearchSpace):
         s = text.strip()
         if not (s.startswith("|") and s.endswith("|")) or len(s) < 2:
             raise InvalidArchError(
-                f"malformed NAS-Bench-201 arch {text!r}: it must start and end with '|', "
+                f"malformed NAS-Bench-201 arch {quote(text)}: it must start and end with '|', "
                 "e.g. |nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
             )
         nodes = s.split("+")
         if len(nodes) != 3:
             raise InvalidArchError(
-                f"malformed NAS-Bench-201 arch {text!r}: expected 3 node groups separated by '+', got {len(nodes)}"
+                f"malformed NAS-Bench-201 arch {quote(text)}: expected 3 node groups separated by '+', got {len(nodes)}"
             )
         ops: list[str] = []
         for j, group in enumerate(nodes, start=1):
             if not (group.startswith("|") and group.endswith("|")):
-                raise InvalidArchError(f"malformed node group {group!r} in {text!r}: expected |op~i|...|")
+                raise InvalidArchError(f"malformed node group {quote(group, 80)} in {quote(text)}: expected |op~i|...|")
             tokens = group[1:-1].split("|")
             if len(tokens) != j:
                 raise InvalidArchError(
-                    f"node {j} in {text!r} must list {j} incoming edge(s), got {len(tokens)}: {group!r}"
+                    f"node {j} in {quote(text)} must list {j} incoming edge(s), got {len(tokens)}: {quote(group, 80)}"
                 )
             for i, token in enumerate(tokens):
                 op, sep, src = token.partition("~")
                 if not sep:
-                    raise InvalidArchError(f"token {token!r} (node {j}) in {text!r} is not of the form op~i")
+                    raise InvalidArchError(f"token {quote(token, 80)} (node {j}) in {quote(text)} is not of the form op~i")
                 if op not in OPS:
                     raise InvalidArchError(
-                        f"token {token!r} (node {j}) has unknown op {op!r}; NAS-Bench-201 ops: {', '.join(OPS)}"
+                        f"token {quote(token, 80)} (node {j}) has unknown op {quote(op, 60)}; NAS-Bench-201 ops: {', '.join(OPS)}"
                     )
                 if src != str(i):
                     raise InvalidArchError(
-                        f"token {token!r} (node {j}) must come from node {i} (edges listed in order 0..{j - 1})"
+                        f"token {quote(token, 80)} (node {j}) must come from node {i} (edges listed in order 0..{j - 1})"
                     )
                 ops.append(op)
         return tuple(ops)
@@ -153,7 +154,7 @@ class NB201Space(SearchSpace):
             raise InvalidArchError(f"a NAS-Bench-201 cell has {len(EDGES)} edge ops, got {len(ops)}")
         for op in ops:
             if op not in OPS:
-                raise InvalidArchError(f"unknown op {op!r}; NAS-Bench-201 ops: {', '.join(OPS)}")
+                raise InvalidArchError(f"unknown op {quote(op, 60)}; NAS-Bench-201 ops: {', '.join(OPS)}")
         groups, k = [], 0
         for j in range(1, 4):
             groups.append("|" + "|".join(f"{ops[k + i]}~{i}" for i in range(j)) + "|")
@@ -172,7 +173,7 @@ class NB201Space(SearchSpace):
 
     def arch_at(self, index: int) -> str:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < NUM_ARCHS:
-            raise InvalidArchError(f"NAS-Bench-201 index must be an int in 0..{NUM_ARCHS - 1}, got {index!r}")
+            raise InvalidArchError(f"NAS-Bench-201 index must be an int in 0..{NUM_ARCHS - 1}, got {quote(index, 60)}")
         return _all_archs()[0][index]
 
     def enumerate(self) -> Iterator[str]:
@@ -274,4 +275,4 @@ class NB201Space(SearchSpace):
         """The NAS-Bench-201 CIFAR network (see :class:`~archgen.spaces.nb201_network.NB201Network`)."""
         from .nb201_network import NB201Network
 
-        return NB201Network(self.parse_ops(arch), num_classes=num_classes, **options)
+        return NB201Network(dict(zip(EDGES, self.parse_ops(arch))), num_classes=num_classes, **options)

@@ -3,14 +3,18 @@
 Stem 3x3 conv to C, three stages of N cells at C, 2C, 4C with a residual
 reduction block between stages, BN-ReLU, global average pooling, linear head --
 the network whose 200-epoch accuracies the benchmark table reports.
+
+The cell comes in as ``{(node j, node i): op}``, so this module never imports its
+space (:mod:`archgen.spaces.nb201` imports it, lazily, to build): no import cycle, and
+the space stays importable without torch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
-
-from .nb201 import EDGES
 
 
 class ReLUConvBN(nn.Sequential):
@@ -38,23 +42,25 @@ def make_op(name: str, channels: int) -> nn.Module | None:
 
 
 class Cell(nn.Module):
-    """A 4-node cell: node j = sum over i < j of op_(j,i)(node i)."""
+    """A cell of ``1 + max j`` nodes: node j = sum over i < j of op_(j,i)(node i);
+    ``edges`` maps ``(j, i)`` to the op on that edge (edges left out act as ``none``)."""
 
-    def __init__(self, ops: tuple[str, ...], channels: int):
+    def __init__(self, edges: Mapping[tuple[int, int], str], channels: int):
         super().__init__()
+        self.num_nodes = 1 + max(j for j, _ in edges)
         self.edges = nn.ModuleDict()
-        for (j, i), op in zip(EDGES, ops):
+        for (j, i), op in edges.items():
             module = make_op(op, channels)
             if module is not None:
                 self.edges[f"{j}_{i}"] = module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
-        for j in range(1, 4):
+        for j in range(1, self.num_nodes):
             terms = [self.edges[f"{j}_{i}"](nodes[i]) for i in range(j) if f"{j}_{i}" in self.edges]
             # x * 0 rather than zeros_like: keeps the input in the exported graph
             nodes.append(torch.stack(terms).sum(0) if len(terms) > 1 else terms[0] if terms else x * 0.0)
-        return nodes[3]
+        return nodes[-1]
 
 
 class ResidualReduction(nn.Module):
@@ -71,15 +77,17 @@ class ResidualReduction(nn.Module):
 
 
 class NB201Network(nn.Module):
-    """``NB201Network(ops, num_classes=10, channels=16, cells_per_stage=5, in_channels=3)``.
+    """``NB201Network(cell, num_classes=10, channels=16, cells_per_stage=5, in_channels=3)``.
 
-    ``channels`` (C) and ``cells_per_stage`` (N) default to the benchmark's 16 and 5;
-    smaller values give a faster proxy network of the same cell.
+    ``cell``: the op of each cell edge as ``{(node j, node i): op}`` with ``0 <= i < j``
+    (:meth:`NB201Space.to_module <archgen.spaces.nb201.NB201Space.to_module>` passes the
+    six edges of an arch string). ``channels`` (C) and ``cells_per_stage`` (N) default to
+    the benchmark's 16 and 5; smaller values give a faster proxy network of the same cell.
     """
 
     def __init__(
         self,
-        ops: tuple[str, ...],
+        cell: Mapping[tuple[int, int], str],
         num_classes: int = 10,
         channels: int = 16,
         cells_per_stage: int = 5,
@@ -90,7 +98,10 @@ class NB201Network(nn.Module):
                             ("cells_per_stage", cells_per_stage), ("in_channels", in_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        self.ops = tuple(ops)
+        if not isinstance(cell, Mapping) or not cell or not all(
+                isinstance(e, tuple) and len(e) == 2 and 0 <= e[1] < e[0] for e in cell):
+            raise ValueError(f"cell must map (node j, node i) edges with 0 <= i < j to ops, got {cell!r}")
+        self.cell = dict(cell)
         self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
         layers: list[nn.Module] = []
         c = channels
@@ -98,7 +109,7 @@ class NB201Network(nn.Module):
             if stage > 0:
                 layers.append(ResidualReduction(c, 2 * c))
                 c *= 2
-            layers.extend(Cell(self.ops, c) for _ in range(cells_per_stage))
+            layers.extend(Cell(self.cell, c) for _ in range(cells_per_stage))
         self.cells = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
 
