@@ -46,6 +46,10 @@ class ArchGen:
     def __init__(self, bundle, data: str | os.PathLike | None = None, threads: int | None = 1):
         self.bundle = bundle
         self.space = get_space(bundle.space)
+        if data is not None:  # a folder named on purpose must exist; only the default may be absent
+            from .data import data_root
+
+            data_root(data)
         self.data = data
         self.threads = check_threads(threads)
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightning as L
+
 import numpy as np
 import torch
 
@@ -58,8 +60,8 @@ def _from_npz(path: Path, num_classes: int | None) -> ImageDataset:
             if x_key is None or y_key is None:
                 raise DataError(f"{path}: needs arrays 'images' and 'labels' (found {', '.join(sorted(keys))})")
             images, labels = np.asarray(f[x_key], dtype=np.float32), np.asarray(f[y_key])
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable .npz file ({exc})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
     if images.ndim == 3:
         images = images[:, None]
     elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):

@@ -271,7 +271,7 @@ def caches(a: Audit) -> None:
           expect="ok", timeout=300)
     # a bigger file, so that damage past the header hits real pages
     con = sqlite3.connect(good)
-    table = con.execute("select name from sqlite_master where type='table'").fetchone()[0]
+    table = "measurements"
     cols = [r[1] for r in con.execute(f"pragma table_info({table})")]
     rows = con.execute(f"select * from {table}").fetchall()
     for i in range(400):
@@ -307,7 +307,10 @@ def caches(a: Audit) -> None:
     for label, value in [("nan", float("nan")), ("negative", -1.0), ("zero", 0.0)]:
         path = variant(f"poisoned_{label}", data)
         con = sqlite3.connect(path)
-        con.execute(f"update {table} set latency_ms = ?", (value,))
+        for key, text in con.execute(f"select rowid, measurement from {table}").fetchall():
+            stored = json.loads(text)
+            stored.update({k: value for k in ("floor_ms", "median_ms", "p10_ms", "mean_ms")})
+            con.execute(f"update {table} set measurement = ? where rowid = ?", (json.dumps(stored), key))
         con.commit()
         con.close()
         a.cli(f"cache stored latency {label}", p, "measure", "--sample", "3", "--seed", "1", "--cache", str(path),
@@ -354,17 +357,28 @@ def _rows(path: Path) -> int:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
         try:
-            table = con.execute("select name from sqlite_master where type='table' and name like '%measure%'").fetchone()
-            return con.execute(f"select count(*) from {table[0]}").fetchone()[0] if table else 0
+            found = con.execute("select name from sqlite_master where type='table' and name='measurements'").fetchone()
+            return con.execute("select count(*) from measurements").fetchone()[0] if found else 0
         finally:
             con.close()
     except sqlite3.Error:
         return -1
 
 
-def _ray_workers() -> int:
-    out = subprocess.run(["pgrep", "-f", "ray::"], capture_output=True, text=True).stdout.split()
+def _ray_processes() -> int:
+    """Ray processes on this machine: workers (``ray::``) and a cluster's own (raylet, GCS)."""
+    out = subprocess.run(["pgrep", "-f", "ray::|raylet|gcs_server"], capture_output=True, text=True).stdout.split()
     return len(out)
+
+
+def _ray_left(before: int, grace: float) -> tuple[int, float]:
+    """Ray processes above ``before`` still alive after up to ``grace`` seconds, and the
+    seconds they took to go: after a kill -9 nothing of the driver runs, and the
+    cluster's raylet notices the dead driver only after a few seconds."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < grace and _ray_processes() > before:
+        time.sleep(0.5)
+    return max(0, _ray_processes() - before), round(time.perf_counter() - start, 1)
 
 
 def kills(a: Audit) -> None:
@@ -373,7 +387,7 @@ def kills(a: Audit) -> None:
     tmp = a.work / "tmpdir"
     tmp.mkdir(exist_ok=True)
     env = {**a.env, "TMPDIR": str(tmp)}
-    ray_before = _ray_workers()
+    ray_before = _ray_processes()
     for label, extra, sig in [("serial kill -9", [], signal.SIGKILL), ("ray kill -9", ["--ray"], signal.SIGKILL),
                               ("serial Ctrl-C", [], signal.SIGINT), ("ray Ctrl-C", ["--ray"], signal.SIGINT)]:
         cache = a.work / f"kill_{label.replace(' ', '_')}.sqlite"
@@ -396,7 +410,7 @@ def kills(a: Audit) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             _, err = proc.communicate()
             hung = True
-        time.sleep(3 if extra else 0.5)  # Ray's raylet notices a dead driver within seconds
+        ray_left, ray_seconds = _ray_left(ray_before, 120 if sig == signal.SIGKILL else 10)
         after = _rows(cache)
         leftovers = [str(f) for f in tmp.rglob("*.onnx")]
         case = Case(label, p, "hang" if hung else "ok", round(time.perf_counter() - start, 1),
@@ -409,8 +423,8 @@ def kills(a: Audit) -> None:
         subprocess.run([ARCHGEN, "measure", NB201, "--cache", str(cache), "--no-progress"],
                        cwd=a.work, env=env, capture_output=True, timeout=300)
         case.detail["tmp_onnx_left_after_next_start"] = len(list(tmp.rglob("*.onnx")))
-        case.detail["ray_workers_left"] = max(0, _ray_workers() - ray_before)
-        if case.detail["rows_lost"] or case.detail["tmp_onnx_left_after_next_start"] or case.detail["ray_workers_left"]:
+        case.detail.update(ray_processes_left=ray_left, ray_processes_gone_after_s=ray_seconds)
+        if case.detail["rows_lost"] or case.detail["tmp_onnx_left_after_next_start"] or ray_left:
             case.outcome = "silent" if case.outcome == "ok" else case.outcome
         a.cases.append(case)
         log(f"{case.outcome:9} {case.seconds:6.1f} s  {p}/{label}: {case.detail}")
@@ -471,7 +485,10 @@ def fixtures(work: Path) -> None:
     """Bad files the input cases read."""
     (work / "cols.csv").write_text("architecture,ms\nx,1\n")
     (work / "text.csv").write_text(f"arch,latency_ms\n{NB201},fast\n")
-    (work / "negative.csv").write_text("arch,latency_ms\n" + "".join(f"{NB201},-{i + 1}\n" for i in range(10)))
+    from archgen import get_space
+
+    archs = get_space("nb201").sample(10, seed=0)
+    (work / "negative.csv").write_text("arch,latency_ms\n" + "".join(f"{a},-{i + 1}\n" for i, a in enumerate(archs)))
     (work / "unknown_arch.csv").write_text("arch,latency_ms\n" + "".join(f"nope{i},{i + 1}\n" for i in range(10)))
     (work / "empty.csv").write_text("")
     (work / "garbage.pt").write_bytes(os.urandom(4096))

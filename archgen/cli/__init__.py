@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from ..errors import ArchGenError
 from . import generate, inspect, measure, train
@@ -61,6 +62,9 @@ def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.Argume
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # warnings as one line each, like errors (Python's default adds the source line that warned)
+    python_format = warnings.formatwarning
+    warnings.formatwarning = lambda message, category, *_, **__: f"archgen {args.command}: warning: {message}\n"
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -73,3 +77,5 @@ def main(argv: list[str] | None = None) -> int:
         message = speak_cli(message, flags_of(_subparser(parser, args.command)))
         print(f"archgen {args.command}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = python_format

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from .options import add_build, add_command, add_space, input_shape, num_classes
 
@@ -116,6 +117,9 @@ def cmd_export(args) -> int:
     classes = num_classes(space, args.num_classes)
     module = space.to_module(arch, num_classes=classes)
     shape = input_shape(space, arch, args.batch_size)
-    path = to_onnx(module, args.out, shape)
+    out = Path(args.out)
+    if out.is_dir():  # a folder: the file goes inside it, named by what it computes
+        out = out / f"{space.name}-{space.to_graph(arch).canonical_hash()[:10]}.onnx"
+    path = to_onnx(module, out, shape)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): input {tuple(shape)}, {classes} classes")
     return 0

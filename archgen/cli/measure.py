@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ..validation import MAX_SAMPLE, check_count
 from .options import add_build, add_command, add_ray, add_space, ray_address
 
 
@@ -43,8 +44,7 @@ def cmd_measure(args) -> int:
     from ..spaces import get_space
 
     space = get_space(args.space)
-    if args.sample < 0:
-        raise ValueError(f"--sample must be >= 0, got {args.sample}")
+    check_count("--sample", args.sample, minimum=0, maximum=MAX_SAMPLE)
     if args.no_cache:
         args._on_interrupt = "nothing was stored (--no-cache)"
     archs = [space.parse(a) for a in args.arch] + space.sample(args.sample, seed=args.seed)
