@@ -185,12 +185,18 @@ def check_accelerator(accelerator: str, devices: int | str = 1) -> None:
                                "machine; use accelerator='cpu'")
 
 
-def run_folder(run_dir: str | os.PathLike, space, arch: str) -> Path:
+def run_folder(run_dir: str | os.PathLike, space, arch: str, taken=()) -> Path:
     """``run_dir/<space>-<hash>``: one folder per architecture (the hash of its canonical
-    string), so that checkpoints of different architectures never share a folder and a
-    second run of the same one lands beside its first."""
+    string), so that checkpoints of different architectures never share a folder; where
+    that folder exists (an earlier run) or is ``taken`` (the same arch twice in one call),
+    ``-2``, ``-3``, ... beside it, so that no run's checkpoints mix with another's."""
     digest = hashlib.sha256(space.coerce(arch).encode()).hexdigest()[:10]
-    return Path(run_dir) / f"{space.name}-{digest}"
+    base = Path(run_dir) / f"{space.name}-{digest}"
+    folder, k = base, 1
+    while folder.exists() or folder in taken:
+        k += 1
+        folder = base.with_name(f"{base.name}-{k}")
+    return folder
 
 
 def train_candidate(
@@ -298,11 +304,9 @@ def train_candidates(
     check_accelerator(options.get("accelerator", "cpu"), options.get("devices", 1))
     dataset = data if isinstance(data, ImageDataset) else load_images(data)
     archs = [space.coerce(a) for a in archs]
-    folders, seen = [], {}
+    folders: list[Path] = []
     for a in archs:
-        folder = run_folder(run_dir, space, a)
-        seen[folder] = seen.get(folder, 0) + 1
-        folders.append(folder if seen[folder] == 1 else folder.with_name(f"{folder.name}-{seen[folder]}"))
+        folders.append(run_folder(run_dir, space, a, taken=folders))
     jobs = [(space.name, a, dataset, str(folder), threads, {"progress": False, **options})
             for a, folder in zip(archs, folders)]
     if ray:

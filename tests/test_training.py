@@ -51,6 +51,7 @@ def test_each_architecture_trains_in_its_own_folder(tmp_path, capsys, small_digi
     """Checkpoints of different architectures never share a folder: runs/train/<space>-<hash>/."""
     from archgen.training import run_folder
 
+    expected = [run_folder(tmp_path / "r" / "train", nb201, a) for a in (BEST_C10, nb201.sample(1, seed=5)[0])]
     path = tmp_path / "d.npz"
     np.savez(path, images=small_digits.images[:, 0], labels=small_digits.labels)
     other = nb201.sample(1, seed=5)[0]
@@ -58,7 +59,7 @@ def test_each_architecture_trains_in_its_own_folder(tmp_path, capsys, small_digi
                  "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     folders = [Path(r["run_dir"]) for r in rows]
-    assert folders == [run_folder(tmp_path / "r" / "train", nb201, a) for a in (BEST_C10, other)]
+    assert folders == expected
     assert folders[0] != folders[1] and all(f.parent == tmp_path / "r" / "train" for f in folders)
     assert folders[0].name.startswith("nb201-")
     for row, folder in zip(rows, folders):
@@ -68,7 +69,9 @@ def test_each_architecture_trains_in_its_own_folder(tmp_path, capsys, small_digi
                  "--no-progress"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("test accuracy") and out[1].startswith("  checkpoint ")
-    assert Path(out[1].split()[-1]).parent.parent == folders[0]  # the same arch: beside its first run
+    second = Path(out[1].split()[-1]).parent.parent
+    assert second == folders[0].with_name(folders[0].name + "-2")  # the same arch again: beside its first run
+    assert [p.name for p in (folders[0] / "checkpoints").iterdir()] == [Path(rows[0]["checkpoint"]).name]
 
 
 def test_gpu_without_a_gpu_is_one_clear_line(monkeypatch, capsys, nb201, small_digits):
