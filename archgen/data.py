@@ -56,6 +56,9 @@ class MetricFile:
     the space's ``from_record`` without the metric keys) and the metrics named in
     ``rename``: architectures not in the table yet are appended to it (their other
     metrics NaN), and the records of one architecture are averaged.
+    ``columns``: the metric columns of an ``"index"`` file (default: every column but
+    ``index`` and ``arch``); other columns, e.g. another notation of the architecture, are
+    not read, and one file may be listed once per group of columns with one ``note``.
     ``rename``: file column -> table name (columns not listed keep their name);
     ``suffix`` is appended to every name. ``convert``: one of :data:`CONVERSIONS`.
     ``note``: a one-line meaning of each column of this file, formatted with
@@ -72,10 +75,12 @@ class MetricFile:
     suffix: str = ""
     convert: str = "none"
     note: str = ""
+    columns: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.kind not in ("accuracy", "latency") or self.rows not in ("index", "records") \
-                or self.convert not in CONVERSIONS or (self.rows == "records" and not self.rename):
+                or self.convert not in CONVERSIONS or (self.rows == "records" and not self.rename) \
+                or not isinstance(self.columns, tuple) or (self.columns and self.rows != "index"):
             raise ValueError(f"malformed metric file layout {self!r}")
 
     def name_of(self, column: str) -> str:
@@ -124,6 +129,21 @@ LAYOUT: dict[str, TableLayout] = {
                    note="milliseconds for one image at batch 1 on {column} (Xilinx ZCU102 FPGA)"),
         MetricFile("throughput.csv", "latency", suffix="_per_image", convert="throughput"),
     )),
+    # one file, its metric columns grouped by unit (its `code` column is the arch in the benchmark's notation)
+    "transnas_micro": TableLayout("transnas101_micro", "tasks.csv", (
+        MetricFile("tasks.csv", "accuracy", columns=("class_scene", "jigsaw"),
+                   note="Taskonomy {column}: top-1 accuracy (%) of TransNAS-Bench-101's encoder 64-41414 with "
+                        "this cell and the task's head"),
+        MetricFile("tasks.csv", "accuracy", columns=("autoencoder", "normal"),
+                   note="Taskonomy {column}: SSIM (0-1, higher is better) of TransNAS-Bench-101's encoder "
+                        "64-41414 with this cell and the task's decoder; not a percentage"),
+        MetricFile("tasks.csv", "accuracy", columns=("room_layout",),
+                   note="Taskonomy {column}: negative L2 loss (below 0, higher is better) of TransNAS-Bench-101's "
+                        "encoder 64-41414 with this cell; not a percentage"),
+        MetricFile("tasks.csv", "accuracy", columns=("segmentsemantic",),
+                   note="Taskonomy {column}: semantic segmentation score (0-100, higher is better) of "
+                        "TransNAS-Bench-101's encoder 64-41414 with this cell, as exported by NASLib"),
+    )),
 }
 
 
@@ -131,10 +151,11 @@ LAYOUT: dict[str, TableLayout] = {
 class BenchmarkTable:
     """One space's measured table. Row ``i`` of every array is architecture ``archs[i]``.
 
-    ``accuracies`` maps task -> accuracy (%); ``latencies`` maps device -> ms. A
-    NaN was not measured (:meth:`accuracy_rows`, :meth:`latency_rows` select the
-    measured rows). ``device_notes`` / ``task_notes`` hold a one-line meaning of
-    a column that is not what its name suggests (e.g. converted from throughput).
+    ``accuracies`` maps task -> accuracy (%, unless its task note says another unit);
+    ``latencies`` maps device -> ms. A NaN was not measured (:meth:`accuracy_rows`,
+    :meth:`latency_rows` select the measured rows). ``device_notes`` / ``task_notes``
+    hold a one-line meaning of a column that is not what its name suggests (e.g.
+    converted from throughput, or a task scored in SSIM).
     """
 
     space: str
@@ -333,9 +354,13 @@ def _parse_table(space: str, root: Path, found: dict[str, Path]) -> BenchmarkTab
             if header[:1] != ["index"] or len([h for h in header if h not in ("index", "arch")]) < 1:
                 what = "task" if metric.kind == "accuracy" else "device"
                 raise DataError(f"{path}: expected header 'index,<{what}>...', got {header}")
+            absent = [c for c in metric.columns if c not in header]
+            if absent:
+                raise DataError(f"{path} lacks the column(s) {', '.join(absent)}; its header: {header}")
             if metric.file != layout.archs and _column_ints(rows, 0, path) != index:
                 raise DataError(f"{path}: its index column does not match {arch_path.name}")
-            cols = [c for c, h in enumerate(header) if h not in ("index", "arch")]
+            cols = [c for c, h in enumerate(header)
+                    if (h in metric.columns if metric.columns else h not in ("index", "arch"))]
             values = _numeric_columns(header, rows, cols, path)
             records = merged = None
         else:

@@ -29,6 +29,7 @@ HUGE_NUMBERS = {
     "mbv3": ["r" + "9" * 400 + ":" + MBV3_BODY, "r" + "9" * 5000 + ":" + MBV3_BODY,
              "r160:k" + "7" * 400 + "e3" + MBV3_BODY[4:], "r160:" + MBV3_BODY[:-1] + "3" * MB],
     "anb": ["e" + "9" * 400 + "_k3_l1" + ANB_TAIL, "e6_k3_l" + "1" * MB + ANB_TAIL],
+    "transnas_micro": ["|nor_conv_3x3~" + "9" * 400 + NB201_TAIL, "64-41414-0_00_" + "3" * MB],
 }
 #: a megabyte of garbage, in several shapes, per space
 GARBAGE = {
@@ -36,6 +37,8 @@ GARBAGE = {
     "fbnet": ["x" * MB, "-" * MB, "-".join(["k3_e1"] * 21 + ["q" * MB])],
     "mbv3": ["x" * MB, "r160:" + "|" * MB, "r160:" + "k3e4-" * (MB // 5) + "|" * 4, "r" + "1" * MB + ":"],
     "anb": ["x" * MB, "-".join(["e6_k3_l2_se"] * 6 + ["z" * MB]), "-" * MB],
+    "transnas_micro": ["x" * MB, "|" + "a" * MB + "|", "|" + "q~0|" * (MB // 4) + "+||+||", "-" * MB,
+                       "64-41414-" + "q" * MB],
 }
 
 
@@ -76,7 +79,7 @@ def test_huge_numbers_in_mbv3_records_are_refused_shortly():
         mbv3.from_record({**record, "r": 160, "ks": [10**400] * 20})
 
 
-@pytest.mark.parametrize("space", ["nb201", "fbnet", "mbv3", "anb"])
+@pytest.mark.parametrize("space", ["nb201", "fbnet", "mbv3", "anb", "transnas_micro"])
 def test_sample_size_is_bounded(space):
     s = get_space(space)
     start = time.perf_counter()
@@ -91,7 +94,7 @@ def test_sample_size_is_bounded(space):
     assert s.sample(0) == []
 
 
-@pytest.mark.parametrize("space", ["nb201", "fbnet", "mbv3", "anb"])
+@pytest.mark.parametrize("space", ["nb201", "fbnet", "mbv3", "anb", "transnas_micro"])
 @pytest.mark.parametrize("seed, shown", [(-1, "-1"), (1.5, "1.5"), (True, "True"), ("x", "'x'"), (2**63, str(2**63)),
                                          (None, "None")])
 def test_seeds_are_non_negative_ints(space, seed, shown):
@@ -152,7 +155,7 @@ def test_spaces_import_without_torch():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-@pytest.mark.parametrize("space", ["nb201", "fbnet", "mbv3", "anb"])
+@pytest.mark.parametrize("space", ["nb201", "fbnet", "mbv3", "anb", "transnas_micro"])
 def test_networks_still_build_from_their_space(space):
     import torch
 

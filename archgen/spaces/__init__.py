@@ -8,11 +8,14 @@ from .base import SearchSpace
 from .fbnet import FBNetSpace
 from .mbv3 import MBv3Space
 from .nb201 import NB201Space
+from .transnas import TransNASMicroSpace
 
-_SPACES: dict[str, type[SearchSpace]] = {s.name: s for s in (NB201Space, FBNetSpace, MBv3Space, AnbSpace)}
+_SPACES: dict[str, type[SearchSpace]] = {s.name: s for s in (NB201Space, FBNetSpace, MBv3Space, AnbSpace,
+                                                               TransNASMicroSpace)}
 _ALIASES = {"nasbench201": "nb201", "nas-bench-201": "nb201", "nats-tss": "nb201",
             "hw-nas-bench-fbnet": "fbnet", "ofa": "mbv3", "ofa_mbv3": "mbv3", "mobilenetv3": "mbv3",
-            "accel_nasbench": "anb", "accel-nasbench": "anb"}
+            "accel_nasbench": "anb", "accel-nasbench": "anb",
+            "transnas101_micro": "transnas_micro", "transnas-micro": "transnas_micro"}
 
 
 def available_spaces() -> list[str]:
@@ -29,4 +32,5 @@ def get_space(name: str | SearchSpace) -> SearchSpace:
     return _SPACES[key]()
 
 
-__all__ = ["SearchSpace", "AnbSpace", "FBNetSpace", "MBv3Space", "NB201Space", "available_spaces", "get_space"]
+__all__ = ["SearchSpace", "AnbSpace", "FBNetSpace", "MBv3Space", "NB201Space", "TransNASMicroSpace", "available_spaces",
+           "get_space"]
