@@ -8,17 +8,35 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from .errors import BundleError, RequestError
+from .calibrations import KINDS, LOADED, UNITS, CalibrationInfo, CalibrationStore, CalibrationStoreWarning
+from .errors import BundleError, RequestError, UnknownNameError
 from .generation import Candidates, GuidanceSettings
 from .graph import ArchGraph
 from .spaces import get_space
 from .threads import check_threads, torch_threads
 
 ArchLike = str | ArchGraph
+
+
+def _lazy_machine_id():
+    """This machine's :func:`~archgen.measurements.machine_id`, computed on the first call
+    (it imports onnxruntime: only a stored calibration measured here needs it)."""
+    cached: list[str] = []
+
+    def machine() -> str:
+        if not cached:
+            from .measurements import machine_id
+
+            cached.append(machine_id())
+        return cached[0]
+
+    return machine
 
 
 def bundled_path(space: str) -> Path:
@@ -30,7 +48,15 @@ class ArchGen:
     """Predict, calibrate and generate in one search space.
 
     Build it with :meth:`pretrained`; devices and tasks added by calibration
-    live in this object and behave exactly like the pretrained ones.
+    behave exactly like the pretrained ones. They are stored
+    (:mod:`archgen.calibrations`) and restored by the next object made with the same
+    bundle (``restore=False``: none are); :meth:`calibrations` lists them and
+    :meth:`forget` removes one. A restored one is listed by :meth:`devices` and
+    :meth:`tasks` at once and calibrated again from its stored inputs when this
+    object first uses it (milliseconds), so that making an object costs nothing per
+    stored calibration: reach it through this object's methods, not ``bundle`` directly
+    (or call :meth:`restore_now` first). ``bundle_source``: where ``bundle`` came from,
+    for people reading a stored calibration (:meth:`pretrained` sets it).
     ``data`` is the benchmark folder used to fill in true metrics of generated
     candidates (default ``$ARCHGEN_DATA``, else the tables packaged with archgen).
 
@@ -43,7 +69,8 @@ class ArchGen:
     after each call.
     """
 
-    def __init__(self, bundle, data: str | os.PathLike | None = None, threads: int | None = 1):
+    def __init__(self, bundle, data: str | os.PathLike | None = None, threads: int | None = 1, *,
+                 restore: bool = True, bundle_source: str = "a bundle made in memory"):
         self.bundle = bundle
         self.space = get_space(bundle.space)
         if data is not None:  # a folder named on purpose must exist; only the default may be absent
@@ -52,12 +79,23 @@ class ArchGen:
             data_root(data)
         self.data = data
         self.threads = check_threads(threads)
+        #: where calibrations are stored (``$ARCHGEN_CALIBRATIONS`` when this object was made)
+        self.calibration_store = CalibrationStore()
+        self._bundle_source = bundle_source
+        self._stored: dict[tuple[str, str], CalibrationInfo] = {}  # (kind, name) -> its stored file's state
+        self._pending: dict[tuple[str, str], object] = {}  # accepted from the store, calibrated on first use
+        self._restored: set[tuple[str, str]] = set()  # restored from the store and not calibrated since
+        if restore:
+            self._restore()
 
     @classmethod
     def pretrained(cls, space: str = "nb201", path: str | os.PathLike | None = None,
-                   data: str | os.PathLike | None = None, threads: int | None = 1) -> ArchGen:
+                   data: str | os.PathLike | None = None, threads: int | None = 1, *,
+                   restore: bool = True) -> ArchGen:
         """The embedded default bundle of ``space`` (no data folder needed), or the
-        bundle at ``path`` made by ``archgen pretrain``. ``threads``: see :class:`ArchGen`."""
+        bundle at ``path`` made by ``archgen pretrain``. ``threads``: see :class:`ArchGen`.
+        ``restore``: have the devices and tasks stored by earlier calls with this
+        bundle (see :meth:`calibrations`; each calibrated again on first use)."""
         from .bundle import Bundle
 
         name = get_space(space).name
@@ -71,16 +109,17 @@ class ArchGen:
         bundle = Bundle.load(file)
         if bundle.space != name:
             raise BundleError(f"bundle {file} is for space {bundle.space!r}, not {name!r}")
-        return cls(bundle, data, threads)
+        source = f"embedded {name}" if path is None else str(file.resolve())
+        return cls(bundle, data, threads, restore=restore, bundle_source=source)
 
     # -- names -------------------------------------------------------------------
     def devices(self) -> list[str]:
-        """Pretrained and calibrated device names."""
-        return self.bundle.latency.targets
+        """Pretrained and calibrated device names (restored ones included)."""
+        return [*self.bundle.latency.targets, *(n for k, n in self._pending if k == "device")]
 
     def tasks(self) -> list[str]:
-        """Pretrained and calibrated task names."""
-        return self.bundle.accuracy.targets
+        """Pretrained and calibrated task names (restored ones included)."""
+        return [*self.bundle.accuracy.targets, *(n for k, n in self._pending if k == "task")]
 
     def device_note(self, device: str) -> str:
         """What ``device``'s milliseconds mean, where its table says (``anb``'s
@@ -95,37 +134,211 @@ class ArchGen:
 
     # -- calibration -------------------------------------------------------------------
     def calibrate_device(self, name: str, archs: Sequence[ArchLike], latencies_ms: Sequence[float], *,
-                         replace: bool = False):
+                         replace: bool = False, persist: bool = True):
         """Add device ``name`` from measured latencies (ms) of k >= 2 architectures
-        (about 10 is enough). Returns a :class:`~predictors.predictor.Calibration`."""
-        return self.bundle.latency.calibrate(name, archs, latencies_ms, replace=replace)
+        (about 10 is enough). Returns a :class:`~predictors.predictor.Calibration`.
+
+        ``persist``: store it (:mod:`archgen.calibrations`), so that later objects made
+        with this bundle, and ``archgen`` commands, have it too; the name must then be
+        letters, digits and ``_.-+@=``. ``replace``: recalibrate a device calibrated
+        earlier in this object (one restored from the store is replaced without it)."""
+        return self._calibrate("device", name, archs, latencies_ms, replace=replace, persist=persist)
 
     def calibrate_task(self, name: str, archs: Sequence[ArchLike], accuracies: Sequence[float], *,
-                       replace: bool = False, units: str = "percent"):
+                       replace: bool = False, units: str = "percent", persist: bool = True):
         """Add task ``name`` from the accuracies of k >= 2 trained architectures (about 20).
 
         ``units``: ``"percent"`` (values in [0, 100]) or ``"fraction"`` (values in [0, 1],
         multiplied by 100). Values outside that range, not finite or all equal, and values
         all within [0, 1] read as percent, are a :class:`~archgen.errors.RequestError`
         naming the value and its position: predictions are clipped to [0, 100], so a wrong
-        scale would otherwise calibrate silently and lose the ranking."""
+        scale would otherwise calibrate silently and lose the ranking.
+        ``persist`` and ``replace``: see :meth:`calibrate_device` (stored in percent)."""
         from predictors.calibration import check_accuracies
 
         percent = check_accuracies(accuracies, units)
-        return self.bundle.accuracy.calibrate(name, archs, percent, replace=replace)
+        return self._calibrate("task", name, archs, percent, replace=replace, persist=persist)
 
     def calibrate_local(self, k: int = 10, *, name: str = "local", seed: int = 0, settings=None,
-                        cache=None, progress: bool = True, replace: bool = True):
+                        cache=None, progress: bool = True, replace: bool = True, persist: bool = True):
         """Measure ``k`` random architectures on this machine with onnxruntime (see
         :func:`~archgen.measurements.measure_archs`; cached) and calibrate device
-        ``name`` from them; then ``generate(device="local", ...)`` works."""
-        from .measurements import RuntimeSettings, measure_archs
+        ``name`` from them; then ``generate(device="local", ...)`` works. Stored with
+        ``persist`` (see :meth:`calibrate_device`) together with this machine's id: a later
+        object restores it on this machine only (``archgen generate --device local`` then
+        measures nothing)."""
+        from dataclasses import asdict
+
+        from .measurements import RuntimeSettings, machine_id, measure_archs
 
         if isinstance(k, bool) or not isinstance(k, int) or k < 2:
             raise RequestError(f"k must be an int >= 2, got {k!r}")
+        if persist and isinstance(name, str) and name:
+            self.calibration_store.path(self.space.name, "device", name)  # a bad name fails before measuring
+        settings = settings or RuntimeSettings()
         archs = self.space.sample(k, seed=seed)
-        measured = measure_archs(self.space, archs, settings or RuntimeSettings(), cache=cache, progress=progress)
-        return self.calibrate_device(name, archs, [m.latency_ms for m in measured], replace=replace)
+        measured = measure_archs(self.space, archs, settings, cache=cache, progress=progress)
+        cal = self._calibrate("device", name, archs, [m.latency_ms for m in measured], replace=replace,
+                              persist=False)
+        if persist:
+            self._persist("device", name, machine=machine_id(), settings=asdict(settings))
+        return cal
+
+    def _predictor(self, kind: str):
+        return self.bundle.latency if kind == "device" else self.bundle.accuracy
+
+    def _calibrate(self, kind: str, name, archs, values, *, replace: bool, persist: bool):
+        if persist and isinstance(name, str) and name:  # (not a name at all: the predictor says so)
+            self.calibration_store.path(self.space.name, kind, name)  # one that cannot be stored fails first
+        key = (kind, name)
+        replace = replace or key in self._restored or key in self._pending  # a stored one: this replaces it
+        cal = self._predictor(kind).calibrate(name, archs, values, replace=replace)
+        self._pending.pop(key, None)
+        self._restored.discard(key)
+        if persist:
+            self._persist(kind, name)
+        elif key in self._stored and self._stored[key].loaded:  # the stored one is no longer what is in use
+            info = self._stored[key]
+            self._stored[key] = CalibrationInfo(info.name, info.kind, info.space, info.k, info.created, info.bundle,
+                                                "refused: replaced in this object by a calibration not stored",
+                                                info.path)
+        return cal
+
+    def _persist(self, kind: str, name: str, *, machine: str | None = None, settings: dict | None = None) -> None:
+        """Store calibrated ``name`` from its measurements; a store that cannot be written
+        (a read-only home) warns and leaves the calibration in this object only."""
+        from .calibrations import StoredCalibration, _version, now
+
+        archs, values = self._predictor(kind).measurements(name)
+        entry = StoredCalibration(self.space.name, kind, name, tuple(archs), tuple(float(v) for v in values),
+                                  UNITS[kind], self.bundle.fingerprint(), self._bundle_source, now(), _version(),
+                                  machine, settings)
+        try:
+            path = self.calibration_store.save(entry)
+        except OSError as exc:
+            warnings.warn(f"could not store the calibration of {kind} {name!r} in {self.calibration_store.root} "
+                          f"({type(exc).__name__}: {exc}); it works in this object only", CalibrationStoreWarning,
+                          stacklevel=3)
+            return
+        self._stored[(kind, name)] = CalibrationInfo.of(path, entry, LOADED)
+
+    def _restore(self) -> None:
+        """Accept what the store holds for this space and bundle (calibrated on first use,
+        :meth:`_use`); record the rest as refused, with the reason (a damaged file also warns)."""
+        from .calibrations import CalibrationStoreError, refusal
+
+        found = self.calibration_store.scan(self.space.name)
+        if not found:
+            return
+        machine = _lazy_machine_id()
+        for path, entry in found:
+            kind, name = path.parent.name, path.stem
+            if isinstance(entry, CalibrationStoreError):
+                warnings.warn(f"{entry}; skipped", CalibrationStoreWarning, stacklevel=3)
+                self._stored[(kind, name)] = CalibrationInfo.of(path, None, f"refused: {entry}",
+                                                                space=self.space.name)
+                continue
+            why = refusal(entry, self.space.name, self.bundle.fingerprint(), machine)
+            if not why and name in self._predictor(kind).known_targets:
+                why = f"{name!r} is a pretrained {kind} of this bundle; forget it"
+            if not why:
+                self._pending[(kind, name)] = entry
+            self._stored[(kind, name)] = CalibrationInfo.of(path, entry, f"refused: {why}" if why else LOADED)
+
+    def _use(self, kind: str, name: object) -> None:
+        """Calibrate restored ``name`` of ``kind`` from its stored inputs, if it waits to be.
+        Stored inputs that no longer calibrate (a file edited by hand) mark it refused: the
+        name is then unknown, and the error says why."""
+        from predictors.calibration import CalibrationWarning
+
+        entry = self._pending.pop((kind, name), None) if isinstance(name, str) else None
+        if entry is None:
+            return
+        try:
+            with warnings.catch_warnings():  # a fit that cannot be judged warned when it was made
+                warnings.simplefilter("ignore", CalibrationWarning)
+                self._predictor(kind).calibrate(name, list(entry.archs), list(entry.values), replace=True)
+            self._restored.add((kind, name))
+        except (ValueError, KeyError) as exc:  # RequestError, InvalidArchError, ...
+            info = self._stored[(kind, name)]
+            self._stored[(kind, name)] = CalibrationInfo(
+                info.name, info.kind, info.space, info.k, info.created, info.bundle,
+                f"refused: cannot be calibrated again from its file ({exc}); recalibrate, or forget it", info.path)
+
+    def restore_now(self) -> None:
+        """Calibrate every restored device and task now rather than on first use (for code
+        that reads ``bundle``'s predictors directly; milliseconds each)."""
+        for kind, name in list(self._pending):
+            self._use(kind, name)
+
+    def calibrations(self) -> list[CalibrationInfo]:
+        """The stored calibrations of this space (:mod:`archgen.calibrations`), devices
+        then tasks, by name: each a :class:`~archgen.calibrations.CalibrationInfo` whose
+        ``status`` is ``"loaded"`` (in use: restored, or calibrated by this object) or
+        ``"refused: <why>"`` (made with another bundle, for another space or on another
+        machine, or a damaged file). Calibrations made with ``persist=False`` are not stored
+        and not listed."""
+        return [self._stored[key] for key in sorted(self._stored, key=lambda kn: (KINDS.index(kn[0]), kn[1]))]
+
+    def forget(self, name: str, kind: str | None = None) -> CalibrationInfo | None:
+        """Remove calibrated device or task ``name``: from this object, and its stored file
+        (loaded or refused) from the store. ``kind``: ``"device"`` or ``"task"``, needed only
+        where both are calibrated under ``name``. Returns what was stored (None: it was in
+        this object only). A pretrained name, or one neither calibrated nor stored, is an error."""
+        if kind is not None and kind not in KINDS:
+            raise RequestError(f"kind must be 'device' or 'task', got {kind!r}")
+        found = []
+        for k in KINDS if kind is None else (kind,):
+            predictor = self._predictor(k)
+            in_memory = name in predictor.targets and name not in predictor.known_targets
+            files = self.calibration_store.find(name, k, self.space.name)
+            if in_memory or files or (k, name) in self._stored or (k, name) in self._pending:
+                found.append((k, in_memory, files))
+        if not found:
+            pretrained = [k for k in KINDS if name in self._predictor(k).known_targets]
+            if pretrained:
+                raise RequestError(f"{name!r} is a pretrained {pretrained[0]} and cannot be forgotten")
+            names = {n for k in KINDS for n in self._predictor(k).targets if n not in self._predictor(k).known_targets}
+            raise UnknownNameError("calibration", name, names | {n for _, n in self._stored},
+                                   hint="ArchGen.calibrations() and `archgen calibrations` list the stored ones")
+        if len(found) > 1:
+            raise RequestError(f"{name!r} is both a calibrated device and a calibrated task; "
+                               "pass kind='device' or kind='task'")
+        k, in_memory, files = found[0]
+        if in_memory:
+            self._predictor(k).forget(name)
+        for path in files:
+            self.calibration_store.remove(path)
+        self._pending.pop((k, name), None)
+        self._restored.discard((k, name))
+        return self._stored.pop((k, name), None)
+
+    def _stored_note(self, kind: str, name: object) -> str:
+        """Why ``name``, unknown as a ``kind``, is not loaded although stored ("" where it is not stored)."""
+        info = self._stored.get((kind, name)) if isinstance(name, str) else None
+        if info is not None and not info.loaded:
+            return f"a stored calibration of {kind} {name!r} was not loaded: {info.status.removeprefix('refused: ')}"
+        try:
+            elsewhere = [p.parent.parent.name for p in self.calibration_store.find(name, kind)
+                         if p.parent.parent.name != self.space.name]
+        except OSError:
+            return ""
+        if elsewhere:
+            return (f"{kind} {name!r} is stored for space {', '.join(elsewhere)}, not {self.space.name}: each space "
+                    "has its own predictors; calibrate it in this one")
+        return ""
+
+    @contextmanager
+    def _stored_hint(self):
+        """Add to an unknown device or task error why a stored calibration of that name is not in use."""
+        try:
+            yield
+        except UnknownNameError as exc:
+            note = self._stored_note(exc.kind, exc.name) if exc.kind in KINDS else ""
+            if not note:
+                raise
+            raise UnknownNameError(exc.kind, exc.name, exc.valid,
+                                   hint="; ".join(filter(None, (note, exc.hint)))) from None
 
     def measure(self, archs: Sequence[ArchLike], *, settings=None, cache=None, progress: bool = True):
         """Measured onnxruntime latencies of ``archs`` on this machine (a list of
@@ -151,6 +364,7 @@ class ArchGen:
     def task_domain(self, task: str) -> dict[str, str]:
         """The decisions ``task`` was learned with only, as ``{"slot N": option}``
         (empty: anywhere in the space); generation keeps them, prediction outside them is an error."""
+        self._use("task", task)
         domain = self.bundle.accuracy.domain(task)
         return {f"slot {s}": self.space.decisions.options[s][o] for s, o in domain.items()}
 
@@ -158,12 +372,14 @@ class ArchGen:
     def predict_latency(self, archs: Sequence[ArchLike], device: str):
         """Latency (ms) on ``device``: a :class:`~predictors.predictor.Prediction`
         with ``.mean`` and ``.std`` arrays (``np.asarray`` gives the means)."""
-        with torch_threads(self.threads):
+        self._use("device", device)
+        with self._stored_hint(), torch_threads(self.threads):
             return self.bundle.latency.predict(archs, device)
 
     def predict_accuracy(self, archs: Sequence[ArchLike], task: str):
         """Accuracy (%) on ``task``, as a :class:`~predictors.predictor.Prediction`."""
-        with torch_threads(self.threads):
+        self._use("task", task)
+        with self._stored_hint(), torch_threads(self.threads):
             return self.bundle.accuracy.predict(archs, task)
 
     # -- generation ----------------------------------------------------------------------
@@ -227,7 +443,10 @@ class ArchGen:
         settings = replace(defaults, **{k: v for k, v in given.items() if v is not None})
         if measurements and measure is None and device == "local":
             measure = self.local_measure()
-        with torch_threads(self.threads):
+        self._use("device", device)
+        for name in [task] if task is not None else [n for k, n in list(self._pending) if k == "task"]:
+            self._use("task", name)  # without a task, the bundle's tasks decide whether one is implied
+        with self._stored_hint(), torch_threads(self.threads):
             cands = generate(self.bundle, task=task, device=device, max_latency_ms=max_latency_ms, n=n,
                              generator=generator, seed=seed, settings=settings, data=self.data, measure=measure,
                              measurements=measurements, progress=progress)

@@ -8,6 +8,8 @@ field and refuses NaN or infinite weights, naming the field or tensor.
 
 from __future__ import annotations
 
+import hashlib
+import numbers
 import os
 import pickle
 import zipfile
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .errors import ArchGenError, BundleError
@@ -60,6 +63,23 @@ class Bundle:
         os.replace(tmp, path)
         return path
 
+    def fingerprint(self) -> str:
+        """A sha256 digest (64 hex digits) of what a calibration made with this bundle depends
+        on: its space and both predictors (weights, normalisations, calibration prior, feature
+        table, label memory, student), not its generators or ``meta``. A stored calibration
+        (:mod:`archgen.calibrations`) is restored only into a bundle with the same fingerprint.
+        The same after :meth:`save` and :meth:`load`; computed once per object (about 10 ms
+        for the embedded nb201 bundle): a bundle is not changed once pretrained."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            from predictors.bundle import pack_predictor
+
+            digest = hashlib.sha256(b"archgen bundle fingerprint 1\0")
+            _digest(digest, {"space": self.space, "latency": pack_predictor(self.latency),
+                             "accuracy": pack_predictor(self.accuracy)})
+            cached = self.__dict__["_fingerprint"] = digest.hexdigest()
+        return cached
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> Bundle:
         """Read a bundle written by :meth:`save`, checking it as untrusted input: a missing
@@ -98,6 +118,36 @@ class Bundle:
                 generators[name] = unpack_generator(space, packed, where=f"generators.{name}")
         return cls(payload["space"], predictors["latency"], predictors["accuracy"], generators,
                    payload.get("meta") or {})
+
+
+def _digest(digest, value) -> None:
+    """Feed a packed payload (nested dicts, lists, tensors, numbers, strings) into ``digest``,
+    each value tagged with its type, so that equal payloads digest equally whatever Python or
+    numpy type a number has (``repr`` of a numpy float changed in numpy 2)."""
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{flat.dtype}{tuple(value.shape)}:".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}:".encode())
+        for key in sorted(value, key=lambda k: (type(k).__name__, str(k))):
+            _digest(digest, key)
+            _digest(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"L{len(value)}:".encode())
+        for item in value:
+            _digest(digest, item)
+    elif isinstance(value, str):
+        data = value.encode()
+        digest.update(f"S{len(data)}:".encode() + data)
+    elif value is None or isinstance(value, bool):
+        digest.update(f"B{value}:".encode())
+    elif isinstance(value, numbers.Real):
+        digest.update(f"R{float(value).hex()}:".encode())
+    elif hasattr(value, "__array__"):  # a numpy array
+        _digest(digest, torch.from_numpy(np.ascontiguousarray(value)))
+    else:
+        raise TypeError(f"cannot fingerprint a {type(value).__name__} in a bundle")
 
 
 def _read(path: Path):

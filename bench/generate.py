@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import replace
@@ -35,6 +37,8 @@ from pathlib import Path
 
 # bench/predictors.py would shadow the `predictors` package: drop bench/ from the path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# benchmarks neither read nor write the user's stored calibrations (archgen.calibrations)
+os.environ["ARCHGEN_CALIBRATIONS"] = tempfile.mkdtemp(prefix="archgen-bench-calibrations-")
 
 import numpy as np
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 # bench/predictors.py would shadow the `predictors` package: drop bench/ from the path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# benchmarks neither read nor write the user's stored calibrations (archgen.calibrations)
+os.environ["ARCHGEN_CALIBRATIONS"] = tempfile.mkdtemp(prefix="archgen-bench-calibrations-")
 
 import numpy as np
 from scipy.stats import kendalltau, spearmanr

@@ -17,6 +17,34 @@ def _measurement_cache_in_tmp(tmp_path_factory):
     os.environ["ARCHGEN_CACHE"] = str(tmp_path_factory.mktemp("cache") / "measurements.sqlite")
 
 
+# Calibrations are stored by default (archgen.calibrations, at $ARCHGEN_CALIBRATIONS) and
+# restored by every later ArchGen: one left by another test would be restored into this
+# test's objects (a device expected to be unknown, known). So each test, and the shared
+# objects of each module and of the session (an ArchGen of a module-scoped fixture is made
+# before the test's own fixtures run), get an empty store of their own. The measurement
+# cache stays where the session put it.
+def _empty_calibration_store(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ARCHGEN_CALIBRATIONS", str(tmp_path_factory.mktemp("calibrations")))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _calibration_store_of_session(tmp_path_factory):
+    yield from _empty_calibration_store(tmp_path_factory)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _calibration_store_of_module(tmp_path_factory):
+    yield from _empty_calibration_store(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def _calibration_store_of_test(tmp_path_factory):
+    """Each test starts with an empty calibration store of its own."""
+    yield from _empty_calibration_store(tmp_path_factory)
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The benchmark folder in use: $ARCHGEN_DATA if set, else the packaged copy."""

@@ -18,8 +18,9 @@ def add_parsers(sub) -> None:
                    help="task to maximise accuracy on, e.g. cifar100 (default: the bundle's task where it has "
                         "only one, as the FBNet and MobileNetV3 bundles' training-free 'proxy')")
     p.add_argument("--device", default=None,
-                   help="device to predict latency on: pretrained, new with --calibration, or 'local' "
-                        "(this machine; default: none, accuracy only)")
+                   help="device to predict latency on: pretrained, new with --calibration (then stored: later "
+                        "calls need no --calibration), or 'local' (this machine, calibrated once and stored; "
+                        "default: none, accuracy only)")
     p.add_argument("--max-latency-ms", type=float, default=None, metavar="MS",
                    help="latency budget on --device in ms (default: no budget)")
     p.add_argument("-n", type=int, default=5, help=f"number of candidates, 1 to {MAX_CANDIDATES:,}")
@@ -39,7 +40,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--calibration", default=None, metavar="FILE.csv",
                    help="measured latencies of the new --device: a CSV with columns arch,latency_ms (default: none)")
     p.add_argument("--local-k", type=int, default=10,
-                   help="with --device local: architectures measured here to calibrate it")
+                   help="with --device local: architectures measured here to calibrate it (a stored calibration "
+                        "of another k is replaced)")
     p.add_argument("--verify", action="store_true",
                    help="measure the candidates on this machine (onnxruntime) and mark those over budget")
     p.add_argument("--measurements", type=int, default=0, metavar="N",
@@ -89,18 +91,34 @@ def read_calibration(path: str) -> tuple[list[str], list[float]]:
     return archs, values
 
 
+def _stored(ag, device: str):
+    """The stored calibration of ``device`` that ``ag`` restored, or None."""
+    return next((c for c in ag.calibrations() if c.kind == "device" and c.name == device and c.loaded), None)
+
+
 def _calibrate(ag, args) -> None:
-    if args.device == "local" and not args.calibration and "local" not in ag.devices():
-        cal = ag.calibrate_local(args.local_k, cache=args.cache)
-        print(f"calibrated 'local' (this machine, onnxruntime CPU, 1 thread) from {cal.k} measurements",
-              file=sys.stderr)
+    if args.device == "local" and not args.calibration:
+        stored = _stored(ag, "local")
+        if stored is not None and stored.k == args.local_k:
+            print(f"using the stored calibration of 'local' ({stored.k} measurements on this machine, "
+                  f"{stored.created}); `archgen calibrations --forget local --space {ag.space.name}` to measure "
+                  "again", file=sys.stderr)
+        elif "local" not in ag.devices() or stored is not None:  # none, or one of another --local-k
+            cal = ag.calibrate_local(args.local_k, cache=args.cache)
+            print(f"calibrated 'local' (this machine, onnxruntime CPU, 1 thread) from {cal.k} measurements"
+                  + ("; stored for later calls" if _stored(ag, "local") else ""), file=sys.stderr)
     if args.calibration:
         if args.device is None:
             raise ValueError("--calibration needs --device NAME for the new device")
         archs, values = read_calibration(args.calibration)
         cal = ag.calibrate_device(args.device, archs, values)
         print(f"calibrated {args.device!r} from {cal.k} measurements in {cal.seconds * 1000:.0f} ms "
-              f"(rank agreement on them {cal.fit_spearman:.2f})", file=sys.stderr)
+              f"(rank agreement on them {cal.fit_spearman:.2f})"
+              + (f"; stored: later calls may use --device {args.device} without --calibration"
+                 if _stored(ag, args.device) else ""), file=sys.stderr)
+    elif args.device not in (None, "local") and (stored := _stored(ag, args.device)) is not None:
+        print(f"using the stored calibration of {args.device!r} ({stored.k} measurements, {stored.created})",
+              file=sys.stderr)
 
 
 def _write_out(ag, cands, result: dict, args) -> None:
