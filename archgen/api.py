@@ -23,6 +23,11 @@ from .threads import check_threads, torch_threads
 
 ArchLike = str | ArchGraph
 
+#: spaces with at most this many architectures are searched whole by :meth:`ArchGen.choose_task_archs`
+ACTIVE_POOL_ENUMERATE = 20_000
+#: random candidates :meth:`ArchGen.choose_task_archs` picks from in larger spaces
+ACTIVE_POOL = 2_000
+
 
 def _lazy_machine_id():
     """This machine's :func:`~archgen.measurements.machine_id`, computed on the first call
@@ -158,6 +163,30 @@ class ArchGen:
 
         percent = check_accuracies(accuracies, units)
         return self._calibrate("task", name, archs, percent, replace=replace, persist=persist)
+
+    def choose_task_archs(self, k: int = 20, *, pool: int | None = None, seed: int = 0) -> list[str]:
+        """Which ``k`` architectures to train for a new task, so that :meth:`calibrate_task`
+        learns it best: each informative under the task prior (the accuracy predictor's
+        pretrained tasks) given those already chosen, which also makes them diverse
+        (:meth:`~predictors.predictor.MetricPredictor.choose_informative`).
+
+        The candidates are the whole space where it has at most
+        :data:`ACTIVE_POOL_ENUMERATE` architectures (then ``seed`` does not matter: the
+        choice is deterministic), else ``pool`` (default :data:`ACTIVE_POOL`) random ones
+        drawn with ``seed``."""
+        from .validation import MAX_SAMPLE, check_count, check_seed
+
+        check_count("k", k, maximum=MAX_SAMPLE)
+        check_seed(seed)
+        size = self.space.size
+        if pool is None and size is not None and size <= ACTIVE_POOL_ENUMERATE:
+            candidates = list(self.space.enumerate())
+        else:
+            candidates = self.space.sample(check_count("pool", pool or ACTIVE_POOL, maximum=MAX_SAMPLE), seed=seed)
+        if k > len(candidates):
+            raise RequestError(f"k ({k}) must be at most the {len(candidates)} candidate architectures")
+        with torch_threads(self.threads):
+            return self.bundle.accuracy.choose_informative(candidates, k)
 
     def calibrate_local(self, k: int = 10, *, name: str = "local", seed: int = 0, settings=None,
                         cache=None, progress: bool = True, replace: bool = True, persist: bool = True):

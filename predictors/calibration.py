@@ -137,6 +137,14 @@ class LinearPosterior:
         return mean, np.sqrt(np.maximum(var, 0.0))
 
 
+def _known_moments(known: np.ndarray, prior: CalibrationPrior) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, covariance and slack (isotropic, :attr:`CalibrationPrior.slack`) of the known
+    targets' embeddings ``[T, p]``: what every component of the prior is built from."""
+    p = known.shape[1]
+    spread = np.cov(known, rowvar=False) if len(known) > 1 else np.zeros((p, p))
+    return known.mean(axis=0), spread, prior.slack * max(float(np.mean(known**2)), 1e-12) * np.eye(p)
+
+
 def calibrate_member(
     known: np.ndarray,
     phi: np.ndarray,
@@ -155,10 +163,8 @@ def calibrate_member(
     known = np.asarray(known, dtype=np.float64)
     phi = np.asarray(phi, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    t_count, p = known.shape
-    centre = known.mean(axis=0)
-    spread = np.cov(known, rowvar=False) if t_count > 1 else np.zeros((p, p))
-    slack = prior.slack * max(float(np.mean(known**2)), 1e-12) * np.eye(p)
+    t_count = len(known)
+    centre, spread, slack = _known_moments(known, prior)
     components = [(known[j], prior.neighbour_spread, (1 - prior.global_mass) / t_count) for j in range(t_count)]
     components.append((centre, 1.0, prior.global_mass))
     eye_k = np.diag(np.ones(len(y)) if relative_noise is None else np.asarray(relative_noise, dtype=np.float64))
@@ -185,3 +191,43 @@ def calibrate_member(
     dev = means_a - mean
     cov = np.einsum("c,cpq->pq", w, np.array(covs)) + np.einsum("c,cp,cq->pq", w, dev, dev)
     return LinearPosterior(mean=mean, cov=cov, noise=float(w @ np.array(noises)))
+
+
+def prior_covariance(known: np.ndarray, prior: CalibrationPrior = CalibrationPrior()) -> np.ndarray:
+    """``[p, p]`` covariance of a new target's embedding before any measurement: the broad
+    component of the mixture prior (its free rescaling of the known targets' mean, their
+    spread, and the slack), the part of the prior that says where the known targets differ."""
+    centre, spread, slack = _known_moments(np.asarray(known, dtype=np.float64), prior)
+    return prior.scale_var * np.outer(centre, centre) + spread + slack
+
+
+def informative_points(known: np.ndarray, phi: np.ndarray, k: int, prior: CalibrationPrior = CalibrationPrior(),
+                       noise: float | None = None) -> list[int]:
+    """Which ``k`` rows of ``phi`` (``[members, n, p]``; ``known`` ``[members, T, p]``) to
+    measure so that the calibrated target is known best: greedy maximum-variance design
+    under the prior (:func:`prior_covariance`), summed over ensemble members.
+
+    Each step takes the point whose prediction the prior is least sure of, then
+    conditions the prior on it, so the next point is informative *given* the first:
+    points that the known targets already explain, or that repeat a chosen one, lose
+    their variance, which makes the choice diverse as well as informative (for a linear
+    Gaussian model, greedy variance reduction is the standard near-optimal design).
+    ``noise`` defaults to the middle of the prior's noise grid."""
+    phi = np.asarray(phi, dtype=np.float64)
+    members, n, _ = phi.shape
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be from 1 to the {n} candidate points, got {k}")
+    noise = float(np.median(prior.noise_grid)) if noise is None else noise
+    covs = [prior_covariance(known[e], prior) for e in range(members)]
+    chosen: list[int] = []
+    available = np.ones(n, dtype=bool)
+    for _ in range(k):
+        variance = sum(np.einsum("np,pq,nq->n", phi[e], covs[e], phi[e]) for e in range(members))
+        variance[~available] = -np.inf
+        i = int(np.argmax(variance))
+        chosen.append(i)
+        available[i] = False
+        for e in range(members):
+            s_phi = covs[e] @ phi[e, i]
+            covs[e] = covs[e] - np.outer(s_phi, s_phi) / (phi[e, i] @ s_phi + noise)
+    return chosen

@@ -25,6 +25,7 @@ from .calibration import (
     as_values,
     calibrate_member,
     check_finite_values,
+    informative_points,
 )
 from .memory import LabelMemory, fit_label_memory
 from .model import EmbeddingPredictor, PackedEmbeddingPredictor
@@ -338,7 +339,7 @@ class MetricPredictor:
             mean_z = mean_z + shift
             var_z = np.where(known, label_var, var_z)
         mean = tgt.offset + tgt.scale * mean_z
-        if self.kind == "accuracy":  # a linear head can extrapolate past the possible range
+        if self.kind == "accuracy" and self.unit == "%":  # a linear head can extrapolate past 0..100 %
             mean = np.clip(mean, 0.0, 100.0)
         return Prediction(target, self.unit, mean, tgt.scale * np.sqrt(var_z))
 
@@ -429,6 +430,14 @@ class MetricPredictor:
             rho = _spearman(fitted, y)
         noise = scale * float(np.sqrt(np.mean([p.noise for p in posteriors])))
         return Calibration(name, len(y), seconds, rho, noise)
+
+    def choose_informative(self, archs, k: int) -> list[str]:
+        """The ``k`` of ``archs`` whose measurements would calibrate a new target best
+        (:func:`~predictors.calibration.informative_points`: informative under the
+        calibration prior, and diverse)."""
+        archs = list(dict.fromkeys(self.coerce(archs)))
+        picked = informative_points(self._known_weights, self.features(archs), k, self.prior)
+        return [archs[i] for i in picked]
 
     def measurements(self, name: str) -> tuple[list[str], np.ndarray]:
         """The architectures and values calibrated target ``name`` was calibrated from."""
