@@ -121,6 +121,8 @@ class StoredCalibration:
     #: for a device measured here (calibrate_local): machine_id() and the runtime settings
     machine: str | None = None
     settings: dict | None = field(default=None, compare=False)
+    #: how it predicts (``predictors.predictor.HEADS``); files made before heads existed are "linear"
+    head: str = "linear"
 
     @property
     def k(self) -> int:
@@ -164,9 +166,11 @@ class StoredCalibration:
             raise bad(f"field machine must be a string or null, got {quote(data['machine'], 60)}")
         if data.get("settings") is not None and not isinstance(data["settings"], dict):
             raise bad("field settings must be an object or null")
+        if data.get("head", "linear") not in ("linear", "gp"):
+            raise bad(f"field head must be linear or gp, got {quote(data.get('head'), 40)}")
         return cls(data["space"], data["kind"], data["name"], tuple(archs), tuple(float(v) for v in values),
                    data["units"], data["bundle"], data["bundle_source"], data["created"], data["archgen"],
-                   data.get("machine"), data.get("settings"))
+                   data.get("machine"), data.get("settings"), data.get("head", "linear"))
 
 
 @dataclass(frozen=True)

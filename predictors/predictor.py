@@ -28,11 +28,14 @@ from .calibration import (
     informative_points,
 )
 from .memory import LabelMemory, fit_label_memory
+from .task_gp import GPInputs, TaskGP, fit_task_gp
 from .model import EmbeddingPredictor, PackedEmbeddingPredictor
 
 #: how targets are normalised: latency as a ratio to the target's mean (scale-free
 #: shape, multiplicative device differences); accuracy standardised
 NORMALISATIONS = ("ratio", "standard")
+#: how a calibrated target predicts (:meth:`MetricPredictor.calibrate`)
+HEADS = ("linear", "gp")
 #: architectures whose features are kept (about 200 bytes each)
 FEATURE_CACHE_SIZE = 500_000
 #: spaces with at most this many architectures get every feature precomputed
@@ -135,6 +138,12 @@ class _Target:
     posteriors: list[LinearPosterior] | None = None  # set for calibrated targets
     archs: list[str] | None = None  # what a calibrated target was calibrated from
     values: np.ndarray | None = None
+    gp: TaskGP | None = None  # set for targets calibrated with head="gp" (then posteriors is None)
+
+    @property
+    def head(self) -> str | None:
+        """How a calibrated target predicts (:data:`HEADS`); None for a pretrained one."""
+        return None if self.archs is None else "gp" if self.gp is not None else "linear"
 
 
 @dataclass
@@ -320,16 +329,20 @@ class MetricPredictor:
         """Mean and spread of ``target`` from features ``phi`` (``[members, n, p]``);
         the label memory answers ``remembered_archs`` where it knows them."""
         tgt = self._target(target)
-        if tgt.posteriors is None:
-            w = self._known_weights[:, self.model.targets.index(target)]
-            per_member = np.einsum("enp,ep->en", phi, w)
-            epistemic, noise = per_member.var(axis=0), tgt.noise**2
+        if tgt.gp is not None:
+            mean_z, total = tgt.gp.predict(GPInputs.of(phi, self._known_weights))
+            epistemic, noise = total - tgt.gp.noise, tgt.gp.noise
         else:
-            outs = [post.predict(phi[e]) for e, post in enumerate(tgt.posteriors)]
-            per_member = np.stack([m for m, _ in outs])
-            noise = float(np.mean([post.noise for post in tgt.posteriors]))
-            epistemic = per_member.var(axis=0) + np.mean([s**2 for _, s in outs], axis=0) - noise
-        mean_z = per_member.mean(axis=0)
+            if tgt.posteriors is None:
+                w = self._known_weights[:, self.model.targets.index(target)]
+                per_member = np.einsum("enp,ep->en", phi, w)
+                epistemic, noise = per_member.var(axis=0), tgt.noise**2
+            else:
+                outs = [post.predict(phi[e]) for e, post in enumerate(tgt.posteriors)]
+                per_member = np.stack([m for m, _ in outs])
+                noise = float(np.mean([post.noise for post in tgt.posteriors]))
+                epistemic = per_member.var(axis=0) + np.mean([s**2 for _, s in outs], axis=0) - noise
+            mean_z = per_member.mean(axis=0)
         scale = self.prior.noise_scale(mean_z)  # multiplicative latency noise, where the prior says so
         if scale is not None:
             noise = noise * scale
@@ -376,8 +389,14 @@ class MetricPredictor:
         return self._target(target).scale
 
     # -- calibration -----------------------------------------------------------------------
-    def calibrate(self, name: str, archs, values, *, replace: bool = False) -> Calibration:
+    def calibrate(self, name: str, archs, values, *, replace: bool = False, head: str = "linear") -> Calibration:
         """Add target ``name`` from measured ``values`` of ``archs`` (k >= 2, differing).
+
+        ``head``: ``"linear"`` infers a linear head on the features under the prior learned
+        from the known targets (:func:`~predictors.calibration.calibrate_member`);
+        ``"gp"`` (standardised targets: tasks) a Gaussian process whose kernels are learned
+        from the known targets (:mod:`predictors.task_gp`), which can express a task
+        that is not a rescaled known one.
 
         Values must be finite (latencies also > 0 ms); standardised targets (accuracy)
         must not be all equal, having no scale or ranking to learn. Each bad input is a
@@ -410,14 +429,24 @@ class MetricPredictor:
             raise RequestError(f"latencies must be positive milliseconds; position {i} is {float(y[i])}")
         if np.ptp(y) == 0 and self.normalisation == "standard":  # ratio (latency) keeps the level at least
             raise RequestError(f"the {noun} are all equal ({float(y[0]):g}); calibration needs differing values")
+        if head not in HEADS:
+            raise RequestError(f"head must be one of {', '.join(map(repr, HEADS))}, got {quote(head)}")
+        if head == "gp" and self.normalisation != "standard":
+            raise RequestError(f"head='gp' is for standardised targets (tasks), not {self.kind} targets")
         z, offset, scale = normalise(y, self.normalisation)
         start = time.perf_counter()
         phi = self.features(archs)
         known = self._known_weights
-        rel = self.prior.noise_scale(z)
-        posteriors = [calibrate_member(known[e], phi[e], z, self.prior, rel) for e in range(self.model.members)]
+        if head == "gp":
+            gp = fit_task_gp(GPInputs.of(phi, known), known, z, self.prior)
+            self._targets[name] = _Target(offset, scale, 0.0, None, archs, y, gp)
+            noise_var = gp.noise
+        else:
+            rel = self.prior.noise_scale(z)
+            posteriors = [calibrate_member(known[e], phi[e], z, self.prior, rel) for e in range(self.model.members)]
+            self._targets[name] = _Target(offset, scale, 0.0, posteriors, archs, y)
+            noise_var = float(np.mean([p.noise for p in posteriors]))
         seconds = time.perf_counter() - start
-        self._targets[name] = _Target(offset, scale, 0.0, posteriors, archs, y)
         fitted = self.predict(archs, name).mean
         if np.ptp(fitted) == 0 or np.ptp(y) == 0:
             rho = float("nan")
@@ -428,7 +457,7 @@ class MetricPredictor:
                           "(NaN); calibrate from architectures that differ more", CalibrationWarning, stacklevel=2)
         else:
             rho = _spearman(fitted, y)
-        noise = scale * float(np.sqrt(np.mean([p.noise for p in posteriors])))
+        noise = scale * float(np.sqrt(noise_var))
         return Calibration(name, len(y), seconds, rho, noise)
 
     def choose_informative(self, archs, k: int) -> list[str]:
@@ -438,6 +467,10 @@ class MetricPredictor:
         archs = list(dict.fromkeys(self.coerce(archs)))
         picked = informative_points(self._known_weights, self.features(archs), k, self.prior)
         return [archs[i] for i in picked]
+
+    def head_of(self, name: str) -> str | None:
+        """How calibrated target ``name`` predicts (:data:`HEADS`); None for a pretrained one."""
+        return self._target(name).head
 
     def measurements(self, name: str) -> tuple[list[str], np.ndarray]:
         """The architectures and values calibrated target ``name`` was calibrated from."""
@@ -456,7 +489,7 @@ class MetricPredictor:
         if len(new) != len(values):
             raise RequestError(f"got {len(new)} architectures but {len(values)} values")
         merged.update(zip(new, values.tolist()))
-        return self.calibrate(name, list(merged), list(merged.values()), replace=True)
+        return self.calibrate(name, list(merged), list(merged.values()), replace=True, head=self.head_of(name))
 
     def tune_prior(
         self,
