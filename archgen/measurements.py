@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import platform
-import sqlite3
 import tempfile
 import time
 import warnings
@@ -30,6 +29,7 @@ from pathlib import Path
 from .cache import measurement_cache_path, scratch_folder
 from .errors import CacheError
 from .hardware import LatencyMeasurement, measure_latencies, to_onnx
+from .sqlite_cache import BUSY_TIMEOUT_S, SQLiteCache  # noqa: F401 -- BUSY_TIMEOUT_S: re-exported, as before
 from .validation import quote
 
 APPLICATION = "archgen-measurements"
@@ -91,217 +91,34 @@ def machine_id(fingerprint: dict | None = None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-_SCHEMA = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE measurements (
+_MEASUREMENTS_TABLE = """CREATE TABLE measurements (
     space TEXT NOT NULL, arch_hash TEXT NOT NULL, input_shape TEXT NOT NULL, settings TEXT NOT NULL,
     machine TEXT NOT NULL, arch TEXT NOT NULL, measurement TEXT NOT NULL, measured_at REAL NOT NULL,
     PRIMARY KEY (space, arch_hash, input_shape, settings, machine)
-)""",
-)
-
-#: how long opening a cache waits for other processes holding its lock (seconds)
-BUSY_TIMEOUT_S = 30.0
+)"""
 
 
-def _is_busy(exc: sqlite3.Error) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
-
-
-def _retry_busy(step, what: str, path: Path):
-    """``step()``, repeated while another process holds the lock. SQLite's busy
-    timeout covers most waits, but not all (switching the journal mode, or a lock
-    upgrade that would deadlock, fail at once): several processes creating one
-    new cache together otherwise see a spurious "database is locked"."""
-    deadline, pause = time.monotonic() + BUSY_TIMEOUT_S, 0.01
-    while True:
-        try:
-            return step()
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-            if time.monotonic() > deadline:
-                raise MeasurementCacheError(
-                    f"measurement cache {str(path)!r} stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s "
-                    f"while {what}; try again, or pass another cache path") from None
-            time.sleep(pause)
-            pause = min(pause * 2, 0.5)
-
-
-def _examine(path: Path, immutable: bool) -> tuple[str, str]:
-    """What an existing file is, read without writing anything: ``("ours", "")``,
-    ``("new", "")`` (an SQLite file without tables), ``("damaged" | "foreign" |
-    "schema", detail)``. ``immutable`` reads the main file alone, without locks
-    or side files: the only way to read a WAL-mode file whose ``-wal`` is gone
-    (a cleanly closed cache) without SQLite creating ``-wal``/``-shm`` next to it."""
-    uri = path.resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
-    db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
-    try:
-        problems = [row[0] for row in db.execute("PRAGMA quick_check(3)").fetchall()]
-        if problems != ["ok"]:
-            return "damaged", "; ".join(str(p) for p in problems)
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not tables:
-            return "new", ""
-        if "meta" not in tables:
-            return "foreign", ""
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        if meta.get("application") != APPLICATION:
-            return "foreign", ""
-        if meta.get("schema") != str(SCHEMA_VERSION):
-            return "schema", str(meta.get("schema"))
-        if "measurements" not in tables:
-            return "damaged", "its measurements table is missing"
-        return "ours", ""
-    finally:
-        db.close()
-
-
-def _check_existing(path: Path) -> str:
-    """``"new"`` or ``"ours"`` for the file at ``path``; anything else is refused with
-    a :class:`MeasurementCacheError`, the file left byte for byte as it was (no
-    journal mode switched; no side file created where the cache was closed
-    cleanly -- one whose ``-wal`` is still there, in use or left by a crash, is
-    read through it, which may add the ``-shm`` index beside it).
-
-    A 0-byte or missing file is new (another process may be creating it this
-    instant). A check that finds damage in a file read without locks is repeated
-    twice: another process's checkpoint could have been writing it just then.
-    The one write allowed is SQLite's own crash recovery: a process killed in
-    the middle of a transaction on a cache outside WAL mode (a file system
-    without WAL support) leaves a hot ``-journal``, which only a writing
-    connection may roll back to the last committed state.
-    """
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return "new"
-    if size == 0:
-        return "new"
-    wal, journal = path.with_name(path.name + "-wal"), path.with_name(path.name + "-journal")
-    tries, recovered = 0, False
-    while True:
-        tries += 1
-        with open(path, "rb") as f:
-            header = f.read(100)
-        if not header.startswith(b"SQLite format 3\x00"):
-            raise _unreadable(path, "it is not an SQLite file")
-        immutable = header[18:20] == b"\x02\x02" and not wal.exists()  # WAL mode, cleanly closed
-        try:
-            state, detail = _retry_busy(lambda: _examine(path, immutable), "checking it", path)
-        except sqlite3.OperationalError as exc:
-            name = getattr(exc, "sqlite_errorname", None)  # Python >= 3.11; the message before
-            hot = journal.exists() and (name == "SQLITE_READONLY_ROLLBACK" or (name is None and "readonly" in str(exc)))
-            if hot and not recovered:
-                _roll_back_hot_journal(path)
-                recovered = True
-                continue
-            state, detail = "damaged", str(exc)
-        except sqlite3.DatabaseError as exc:
-            state, detail = "damaged", str(exc)
-        if state != "damaged" or not immutable or tries >= 3:
-            break
-        time.sleep(0.05)
-    if state == "damaged":
-        raise _unreadable(path, f"SQLite's integrity check failed: {detail}")
-    if state == "foreign":
-        raise _foreign(path)
-    if state == "schema":
-        raise _other_schema(path, detail)
-    return state
-
-
-def _roll_back_hot_journal(path: Path) -> None:
-    """Let SQLite roll an interrupted transaction back (any read does, on a writing connection)."""
-    db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S)
-    try:
-        _retry_busy(lambda: db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone(), "recovering it", path)
-    except sqlite3.DatabaseError as exc:
-        if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
-            raise
-        raise _unreadable(path, f"its interrupted transaction could not be rolled back: {exc}") from None
-    finally:
-        db.close()
-
-
-def _unreadable(path: Path, why: str) -> MeasurementCacheError:
-    return MeasurementCacheError(
-        f"{path} is not a readable archgen measurement cache ({why}); move it away (e.g. to {path.name}.damaged) "
-        "or pass another cache path, and measurements start afresh -- nothing in it was changed")
-
-
-def _foreign(path: Path) -> MeasurementCacheError:
-    return MeasurementCacheError(f"{path} is an SQLite file of another application, not an archgen measurement "
-                                 "cache; pass another cache path -- nothing in it was changed")
-
-
-def _other_schema(path: Path, schema: str) -> MeasurementCacheError:
-    return MeasurementCacheError(f"{path} has cache schema {schema}, this archgen reads schema {SCHEMA_VERSION}; "
-                                 "use another cache path -- nothing in it was changed")
-
-
-class MeasurementCache:
+class MeasurementCache(SQLiteCache):
     """A persistent store of latency measurements (one SQLite file).
 
     Opening checks the file before anything is written to it: a file that is
     not SQLite, fails ``PRAGMA quick_check``, or belongs to another application
-    or schema is refused untouched (see :func:`_check_existing`); only then is
-    it switched to WAL mode, so several processes can write at once. A new
-    cache's tables are made in one ``BEGIN IMMEDIATE`` transaction, so processes
-    creating the same cache at once queue up and all find it complete.
+    or schema is refused untouched; only then is it switched to WAL mode, so
+    several processes can write at once. A new cache's tables are made in one
+    ``BEGIN IMMEDIATE`` transaction, so processes creating the same cache at once
+    queue up and all find it complete (see :mod:`archgen.sqlite_cache`).
     """
 
-    def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(path) if path is not None else measurement_cache_path()
-        if self.path.is_dir():
-            raise MeasurementCacheError(f"measurement cache {str(self.path)!r} is a folder, not a file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        state = _check_existing(self.path)
-        try:
-            # the busy timeout is set on connecting, before the first statement
-            self._db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise _unreadable(self.path, str(exc)) from None
-        try:
-            if state == "new":
-                self._create()
-            _retry_busy(lambda: self._db.execute("PRAGMA journal_mode = WAL").fetchone(), "switching it to WAL",
-                        self.path)
-        except BaseException:
-            self._db.close()
-            raise
+    APPLICATION = APPLICATION
+    SCHEMA_VERSION = SCHEMA_VERSION
+    SCHEMA = (_MEASUREMENTS_TABLE,)
+    TABLE = "measurements"
+    KIND = "measurement cache"
+    ERROR = MeasurementCacheError
 
-    def _create(self) -> None:
-        """Make the tables of a new cache, or find them made by another process."""
-        db = self._db
-
-        def create() -> None:
-            db.execute("BEGIN IMMEDIATE")  # one writer at a time from here to COMMIT
-            try:
-                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                if not tables:
-                    for statement in _SCHEMA:
-                        db.execute(statement)
-                    db.executemany("INSERT INTO meta VALUES (?, ?)",
-                                   [("application", APPLICATION), ("schema", str(SCHEMA_VERSION))])
-                else:  # another process got here first: is it complete and ours?
-                    meta = dict(db.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
-                    if meta.get("application") != APPLICATION:
-                        raise _foreign(self.path)
-                    if meta.get("schema") != str(SCHEMA_VERSION):
-                        raise _other_schema(self.path, str(meta.get("schema")))
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-
-        try:
-            _retry_busy(create, "creating it", self.path)
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and not _is_busy(exc):
-                raise MeasurementCacheError(f"cannot create the measurement cache {str(self.path)!r}: {exc}") from None
-            raise _unreadable(self.path, str(exc)) from None
+    @classmethod
+    def default_path(cls) -> Path:
+        return measurement_cache_path()
 
     @staticmethod
     def _key(space: str, arch_hash: str, input_shape, settings: RuntimeSettings, machine: str) -> tuple:
@@ -346,17 +163,8 @@ class MeasurementCache:
         self._db.execute("INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          (*self._key(space, arch_hash, input_shape, settings, machine), arch, record, time.time()))
 
-    def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
-
-    def close(self) -> None:
-        self._db.close()
-
     def __enter__(self) -> MeasurementCache:
         return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ def test_every_option_says_its_default():
 
     parser = build_parser()
     commands = _subparsers(parser)
-    assert set(commands) == {"spaces", "show", "export", "measure", "pretrain", "train", "generate", "calibrations"}
+    assert set(commands) == {"spaces", "show", "export", "measure", "pretrain", "train", "generate", "calibrations",
+                             "learn-task"}
     for name, sub in commands.items():
         formatter = sub._get_formatter()
         for action in sub._actions:
