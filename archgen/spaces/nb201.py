@@ -26,7 +26,6 @@ OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", 
 #: the six cell edges (target node j, source node i) in arch-string order
 EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 NUM_ARCHS = len(OPS) ** len(EDGES)
-_OP_POSITION = {op: i for i, op in enumerate(OPS)}
 
 _GRAPH_INPUT, _GRAPH_OUTPUT = 0, len(EDGES) + 1
 _CANONICAL = re.compile(r"\|(\w+)~0\|\+\|(\w+)~0\|(\w+)~1\|\+\|(\w+)~0\|(\w+)~1\|(\w+)~2\|")
@@ -65,11 +64,11 @@ def _canonical_ops(text) -> tuple[str, ...] | None:
     return match.groups() if match and all(op in OPS for op in match.groups()) else None
 
 
-def _index(op_indices) -> int:
-    """The enumeration index of a cell: its edges' op indices are the base-5 digits."""
+def cell_index(op_indices, num_ops: int) -> int:
+    """The enumeration index of a cell: its edges' op indices are the base-``num_ops`` digits."""
     code = 0
     for i in op_indices:
-        code = code * len(OPS) + i
+        code = code * num_ops + i
     return code
 
 
@@ -92,7 +91,47 @@ def _wiring(view: str, none_mask: tuple[bool, ...]) -> tuple[tuple[int, ...], np
     return tuple(kept), pruned.to_arrays()[2]
 
 
-class NB201Space(SearchSpace):
+class EdgeOpCell:
+    """Decisions, sampling and mutation of a space whose architecture is one op per edge of
+    the NAS-Bench-201 cell (:data:`EDGES`), read from the space's ``ops``, ``parse_ops``,
+    ``format`` and ``arch_at``: NAS-Bench-201 itself, and TransNAS-Bench-101 micro with
+    another op list. Put before :class:`SearchSpace` among the bases."""
+
+    ops: tuple[str, ...]
+
+    @property
+    def decisions(self) -> DecisionLayout:
+        """Six slots (the cell edges, as op nodes 1..6 of the template graph), one of ``ops`` each."""
+        return DecisionLayout(
+            options=(self.ops,) * len(EDGES), slot_nodes=tuple(range(1, len(EDGES) + 1)),
+            node_ops=("input", *([None] * len(EDGES)), "output"), edges=TEMPLATE_EDGES,
+        )
+
+    def encode_choices(self, arch: str) -> tuple[int, ...]:
+        return tuple(self.ops.index(op) for op in self.parse_ops(arch))
+
+    def decode_choices(self, choices) -> str:
+        if len(choices) == len(EDGES) and all(type(c) is int and 0 <= c < len(self.ops) for c in choices):
+            return self.arch_at(cell_index(choices, len(self.ops)))  # fast path for generators
+        return self.format(tuple(self.ops[c] for c in self._check_choices(choices)))
+
+    def sample(self, n: int, seed: int = 0) -> list[str]:
+        n = self._check_count(n)
+        rng = self._rng(seed)
+        size = len(self.ops) ** len(EDGES)
+        if n <= size:
+            return [self.arch_at(i) for i in rng.sample(range(size), n)]
+        return [self.arch_at(rng.randrange(size)) for _ in range(n)]
+
+    def mutate(self, arch: str, seed: int = 0) -> str:
+        ops = list(self.parse_ops(arch))
+        rng = self._rng(seed)
+        k = rng.randrange(len(ops))
+        ops[k] = rng.choice([op for op in self.ops if op != ops[k]])
+        return self.format(tuple(ops))
+
+
+class NB201Space(EdgeOpCell, SearchSpace):
     """NAS-Bench-201 (a.k.a. NATS-Bench topology) cell space."""
 
     name = "nb201"
@@ -169,7 +208,9 @@ class NB201Space(SearchSpace):
     def index_of(self, arch: str) -> int:
         """Position of ``arch`` in :meth:`enumerate` order (base-5 code of the ops)."""
         index = _all_archs()[1].get(arch)
-        return index if index is not None else _index([OPS.index(op) for op in self.parse_ops(arch)])
+        if index is None:
+            index = cell_index([OPS.index(op) for op in self.parse_ops(arch)], len(OPS))
+        return index
 
     def arch_at(self, index: int) -> str:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < NUM_ARCHS:
@@ -212,38 +253,6 @@ class NB201Space(SearchSpace):
         names = ("input", *ops, "output")
         op_index = np.array([OP_INDEX[names[k]] for k in kept], dtype=np.int64)
         return op_index, np.zeros((len(kept), len(NUMERIC_ATTRS)), dtype=np.float32), edge_index
-
-    # -- decisions -----------------------------------------------------------------------
-    @property
-    def decisions(self) -> DecisionLayout:
-        """Six slots (the cell edges, as op nodes 1..6 of the template graph), five ops each."""
-        return DecisionLayout(
-            options=(OPS,) * len(EDGES), slot_nodes=tuple(range(1, len(EDGES) + 1)),
-            node_ops=("input", *([None] * len(EDGES)), "output"), edges=TEMPLATE_EDGES,
-        )
-
-    def encode_choices(self, arch: str) -> tuple[int, ...]:
-        return tuple(_OP_POSITION[op] for op in self.parse_ops(arch))
-
-    def decode_choices(self, choices) -> str:
-        if len(choices) == len(EDGES) and all(type(c) is int and 0 <= c < len(OPS) for c in choices):
-            return _all_archs()[0][_index(choices)]  # fast path for generators
-        return self.format(tuple(OPS[c] for c in self._check_choices(choices)))
-
-    # -- exploration ----------------------------------------------------------------------
-    def sample(self, n: int, seed: int = 0) -> list[str]:
-        n = self._check_count(n)
-        rng = self._rng(seed)
-        if n <= NUM_ARCHS:
-            return [self.arch_at(i) for i in rng.sample(range(NUM_ARCHS), n)]
-        return [self.arch_at(rng.randrange(NUM_ARCHS)) for _ in range(n)]
-
-    def mutate(self, arch: str, seed: int = 0) -> str:
-        ops = list(self.parse_ops(arch))
-        rng = self._rng(seed)
-        k = rng.randrange(len(ops))
-        ops[k] = rng.choice([op for op in OPS if op != ops[k]])
-        return self.format(tuple(ops))
 
     # -- function ---------------------------------------------------------------------------
     def equivalence_key(self, arch: str) -> str:

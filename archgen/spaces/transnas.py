@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
 from ..validation import quote
-from .base import DecisionLayout, SearchSpace
-from .nb201 import EDGES, TEMPLATE_EDGES, NB201Space
+from .base import SearchSpace
+from .nb201 import EDGES, EdgeOpCell, NB201Space, cell_index
 
 #: the ops, in the order of the benchmark's code digits 0..3
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3")
@@ -45,12 +45,6 @@ _EXAMPLE = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|non
 _NB201 = NB201Space()
 
 
-def _index(op_indices) -> int:
-    """The enumeration index of a cell: its edges' op indices are the base-4 digits."""
-    code = 0
-    for i in op_indices:
-        code = code * len(OPS) + i
-    return code
 
 
 @functools.cache
@@ -66,7 +60,7 @@ def _pruned_hash(arch: str) -> str:
     return _NB201.to_graph(arch).pruned().canonical_hash()
 
 
-class TransNASMicroSpace(SearchSpace):
+class TransNASMicroSpace(EdgeOpCell, SearchSpace):
     """TransNAS-Bench-101 micro cells (NAS-Bench-201 notation, 4 ops) in the Taskonomy encoder 64-41414."""
 
     name = "transnas_micro"
@@ -171,7 +165,9 @@ class TransNASMicroSpace(SearchSpace):
     def index_of(self, arch: str) -> int:
         """Position of ``arch`` in :meth:`enumerate` order (the code's digits read in base 4)."""
         index = _all_archs()[1].get(arch)
-        return index if index is not None else _index([_OP_POSITION[op] for op in self.parse_ops(arch)])
+        if index is None:
+            index = cell_index([_OP_POSITION[op] for op in self.parse_ops(arch)], len(OPS))
+        return index
 
     def arch_at(self, index: int) -> str:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < NUM_ARCHS:
@@ -207,38 +203,6 @@ class TransNASMicroSpace(SearchSpace):
         ``skip_connect`` is not collapsed, since from the input of a module's first cell it
         is a factorized reduction."""
         return _pruned_hash(self.parse(arch))
-
-    # -- decisions -----------------------------------------------------------------------
-    @property
-    def decisions(self) -> DecisionLayout:
-        """Six slots (the cell edges, as op nodes 1..6 of the template graph), four ops each."""
-        return DecisionLayout(
-            options=(OPS,) * len(EDGES), slot_nodes=tuple(range(1, len(EDGES) + 1)),
-            node_ops=("input", *([None] * len(EDGES)), "output"), edges=TEMPLATE_EDGES,
-        )
-
-    def encode_choices(self, arch: str) -> tuple[int, ...]:
-        return tuple(_OP_POSITION[op] for op in self.parse_ops(arch))
-
-    def decode_choices(self, choices) -> str:
-        if len(choices) == len(EDGES) and all(type(c) is int and 0 <= c < len(OPS) for c in choices):
-            return _all_archs()[0][_index(choices)]  # fast path for generators
-        return self.format(tuple(OPS[c] for c in self._check_choices(choices)))
-
-    # -- exploration ----------------------------------------------------------------------
-    def sample(self, n: int, seed: int = 0) -> list[str]:
-        n = self._check_count(n)
-        rng = self._rng(seed)
-        if n <= NUM_ARCHS:
-            return [self.arch_at(i) for i in rng.sample(range(NUM_ARCHS), n)]
-        return [self.arch_at(rng.randrange(NUM_ARCHS)) for _ in range(n)]
-
-    def mutate(self, arch: str, seed: int = 0) -> str:
-        ops = list(self.parse_ops(arch))
-        rng = self._rng(seed)
-        k = rng.randrange(len(ops))
-        ops[k] = rng.choice([op for op in OPS if op != ops[k]])
-        return self.format(tuple(ops))
 
     # -- building -----------------------------------------------------------------------------
     def to_module(self, arch: str, num_classes: int = NUM_CLASSES, **options):
