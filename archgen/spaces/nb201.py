@@ -92,12 +92,39 @@ def _wiring(view: str, none_mask: tuple[bool, ...]) -> tuple[tuple[int, ...], np
 
 
 class EdgeOpCell:
-    """Decisions, sampling and mutation of a space whose architecture is one op per edge of
-    the NAS-Bench-201 cell (:data:`EDGES`), read from the space's ``ops``, ``parse_ops``,
-    ``format`` and ``arch_at``: NAS-Bench-201 itself, and TransNAS-Bench-101 micro with
-    another op list. Put before :class:`SearchSpace` among the bases."""
+    """Index, decisions, sampling and mutation of a space whose architecture is one op per
+    edge of the NAS-Bench-201 cell (:data:`EDGES`), read from the space's ``ops``,
+    ``parse_ops``, ``format`` and ``_table``: NAS-Bench-201 itself, and TransNAS-Bench-101
+    micro with another op list. Put before :class:`SearchSpace` among the bases."""
 
     ops: tuple[str, ...]
+    #: what errors call the space
+    display_name: str
+
+    def _table(self) -> tuple[tuple[str, ...], dict[str, int]]:
+        """Every canonical arch string in index order, and the index of each (built once)."""
+        raise NotImplementedError
+
+    # -- index (base-len(ops) code of the six ops; NOT a benchmark API's index) -------
+    @property
+    def size(self) -> int:
+        return len(self.ops) ** len(EDGES)
+
+    def index_of(self, arch: str) -> int:
+        """Position of ``arch`` in :meth:`enumerate` order (its ops' positions as base-``len(ops)`` digits)."""
+        index = self._table()[1].get(arch)
+        if index is None:
+            index = cell_index([self.ops.index(op) for op in self.parse_ops(arch)], len(self.ops))
+        return index
+
+    def arch_at(self, index: int) -> str:
+        size = self.size
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
+            raise InvalidArchError(f"{self.display_name} index must be an int in 0..{size - 1}, got {quote(index, 60)}")
+        return self._table()[0][index]
+
+    def enumerate(self) -> Iterator[str]:
+        return iter(self._table()[0])
 
     @property
     def decisions(self) -> DecisionLayout:
@@ -201,24 +228,10 @@ class NB201Space(EdgeOpCell, SearchSpace):
         return "+".join(groups)
 
     # -- index (base-5 code of the six ops; NOT the NAS-Bench-201 API index) -------
-    @property
-    def size(self) -> int:
-        return NUM_ARCHS
+    display_name = "NAS-Bench-201"
 
-    def index_of(self, arch: str) -> int:
-        """Position of ``arch`` in :meth:`enumerate` order (base-5 code of the ops)."""
-        index = _all_archs()[1].get(arch)
-        if index is None:
-            index = cell_index([OPS.index(op) for op in self.parse_ops(arch)], len(OPS))
-        return index
-
-    def arch_at(self, index: int) -> str:
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < NUM_ARCHS:
-            raise InvalidArchError(f"NAS-Bench-201 index must be an int in 0..{NUM_ARCHS - 1}, got {quote(index, 60)}")
-        return _all_archs()[0][index]
-
-    def enumerate(self) -> Iterator[str]:
-        return iter(_all_archs()[0])
+    def _table(self) -> tuple[tuple[str, ...], dict[str, int]]:
+        return _all_archs()
 
     # -- graphs -------------------------------------------------------------------------
     def to_graph(self, arch: str) -> ArchGraph:

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterator
 
 from ..errors import InvalidArchError
 from ..graph import ArchGraph
 from ..validation import quote
 from .base import SearchSpace
-from .nb201 import EDGES, EdgeOpCell, NB201Space, cell_index
+from .nb201 import EDGES, EdgeOpCell, NB201Space
 
 #: the ops, in the order of the benchmark's code digits 0..3
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3")
@@ -157,25 +156,11 @@ class TransNASMicroSpace(EdgeOpCell, SearchSpace):
         d = "".join(str(_OP_POSITION[op]) for op in self.parse_ops(arch))
         return f"{ENCODER}-{d[0]}_{d[1:3]}_{d[3:]}"
 
-    # -- index (base-4 code of the six ops; NOT the benchmark API's index) ---------
-    @property
-    def size(self) -> int:
-        return NUM_ARCHS
+    # -- index (base-4 code of the six ops, the code's digits; NOT the benchmark API's index) ---------
+    display_name = _NAME
 
-    def index_of(self, arch: str) -> int:
-        """Position of ``arch`` in :meth:`enumerate` order (the code's digits read in base 4)."""
-        index = _all_archs()[1].get(arch)
-        if index is None:
-            index = cell_index([_OP_POSITION[op] for op in self.parse_ops(arch)], len(OPS))
-        return index
-
-    def arch_at(self, index: int) -> str:
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < NUM_ARCHS:
-            raise InvalidArchError(f"{_NAME} index must be an int in 0..{NUM_ARCHS - 1}, got {quote(index, 60)}")
-        return _all_archs()[0][index]
-
-    def enumerate(self) -> Iterator[str]:
-        return iter(_all_archs()[0])
+    def _table(self) -> tuple[tuple[str, ...], dict[str, int]]:
+        return _all_archs()[:2]
 
     # -- graphs (NAS-Bench-201's cell graphs) -----------------------------------------
     def to_graph(self, arch: str) -> ArchGraph:
