@@ -15,7 +15,6 @@ from torch_geometric.nn import GINConv, global_add_pool, global_mean_pool
 from torch_geometric.nn.models import MLP
 from torch_geometric.utils import scatter, to_torch_csr_tensor
 
-from archgen.errors import UnknownNameError
 from archgen.ops import NODE_FEATURES
 
 
