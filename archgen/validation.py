@@ -48,6 +48,14 @@ def check_count(name: str, value: object, *, minimum: int = 1, maximum: int) -> 
     return value
 
 
+def check_positive_ints(**values: object) -> None:
+    """Each of ``values`` (name=value) an int >= 1, else a ``ValueError`` naming the first
+    that is not: the size options of every network builder."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def check_seed(seed: object, name: str = "seed") -> int:
     """A seed: a non-negative int below 2**63 (what numpy, torch and ``random`` all take)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..validation import check_positive_ints
+
 from .mbv3_network import ConvBNAct, MBConv, he_fout_init
 
 #: the classifier dropout of the reference network
@@ -98,9 +100,7 @@ class AnbNetwork(nn.Module):
         in_channels: int = 3,
     ):
         super().__init__()
-        for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_ints(num_classes=num_classes, in_channels=in_channels)
         for name, value in (("dropout", dropout), ("stochastic_depth", stochastic_depth)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")

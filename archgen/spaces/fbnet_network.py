@@ -26,6 +26,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from ..validation import check_positive_ints
+
 BlockConfig = tuple[int, int, int]  # (kernel, expand, groups) of an inverted residual
 
 
@@ -104,10 +106,8 @@ class FBNetNetwork(nn.Module):
     def __init__(self, layers: Sequence[tuple[BlockConfig | None, Shape]], num_classes: int = 100,
                  in_channels: int = 3, *, stem_channels: int, head_channels: int):
         super().__init__()
-        for name, value in (("num_classes", num_classes), ("in_channels", in_channels),
-                            ("stem_channels", stem_channels), ("head_channels", head_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_ints(num_classes=num_classes, in_channels=in_channels,
+                            stem_channels=stem_channels, head_channels=head_channels)
         if not layers:
             raise ValueError("an FBNet network needs at least one layer")
         self.blocks = tuple(config for config, _ in layers)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..validation import check_positive_ints
+
 
 @dataclass(frozen=True)
 class MBv3Skeleton:
@@ -155,9 +157,7 @@ class MBv3Network(nn.Module):
         in_channels: int = 3,
     ):
         super().__init__()
-        for name, value in (("num_classes", num_classes), ("in_channels", in_channels), ("resolution", resolution)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_ints(num_classes=num_classes, in_channels=in_channels, resolution=resolution)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         if len(stages) != len(skeleton.stage_widths):

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from ..validation import check_positive_ints
+
 
 class ReLUConvBN(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1):
@@ -94,10 +96,8 @@ class NB201Network(nn.Module):
         in_channels: int = 3,
     ):
         super().__init__()
-        for name, value in (("num_classes", num_classes), ("channels", channels),
-                            ("cells_per_stage", cells_per_stage), ("in_channels", in_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_ints(num_classes=num_classes, channels=channels,
+                            cells_per_stage=cells_per_stage, in_channels=in_channels)
         if not isinstance(cell, Mapping) or not cell or not all(
                 isinstance(e, tuple) and len(e) == 2 and 0 <= e[1] < e[0] for e in cell):
             raise ValueError(f"cell must map (node j, node i) edges with 0 <= i < j to ops, got {cell!r}")

@@ -37,6 +37,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from ..validation import check_positive_ints
+
 from .nb201_network import ReLUConvBN
 
 #: macro-code digits: (doubles the width, halves the resolution)
@@ -127,10 +129,8 @@ class TransNASMicroNetwork(nn.Module):
         in_channels: int = 3,
     ):
         super().__init__()
-        for name, value in (("num_classes", num_classes), ("channels", channels),
-                            ("cells_per_module", cells_per_module), ("in_channels", in_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_ints(num_classes=num_classes, channels=channels,
+                            cells_per_module=cells_per_module, in_channels=in_channels)
         if channels % 2:
             raise ValueError(f"channels must be even (the stem's first conv has channels / 2), got {channels}")
         if not isinstance(macro, str) or not macro or any(d not in MODULE_KINDS for d in macro):
