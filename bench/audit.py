@@ -258,7 +258,7 @@ def bundles(a: Audit) -> None:
                  "b_truncated", "garbage"]:
         case = a.cli(f"bundle {name}", p, "generate", "--bundle", f"{name}.pt", "--task", "cifar10",
                      "--device", "pixel3", "--max-latency-ms", "12")
-        if "weights_only=False" in case.message or "weights_only=False" in case.detail.get("stderr", ""):
+        if "weights_only=False" in case.message:
             case.outcome = "silent"  # advice that would run the payload's code
             case.detail["advises_unsafe_load"] = True
 
@@ -447,11 +447,8 @@ def races(a: Audit, rounds: int = 100, processes: int = 16) -> None:
                 return f"{{type(exc).__name__}}: {{exc}}"
         def _measurement():
             from archgen.hardware import LatencyMeasurement
-            import dataclasses
-            fields = {{f.name: 1.0 for f in dataclasses.fields(LatencyMeasurement)}}
-            for f in dataclasses.fields(LatencyMeasurement):
-                if f.type in ("int", int): fields[f.name] = 1
-            return LatencyMeasurement(**fields)
+            return LatencyMeasurement(median_ms=1.0, p10_ms=1.0, p90_ms=1.0, mean_ms=1.0, std_ms=0.0, repeats=10,
+                                      warmup=1, threads=1, batch_size=1, rounds=1, floor_ms=1.0)
         if __name__ == "__main__":
             ctx = mp.get_context("fork")
             failures = []

@@ -121,7 +121,7 @@ def test_readme_has_blocks():
     blocks = readme_blocks()
     assert sum(lang == "python" for _, lang, _, _ in blocks) >= 5
     assert sum(lang == "bash" for _, lang, _, _ in blocks) >= 8
-    assert {mode for *_, mode, _ in [(b[0], b[1], b[2], b[3]) for b in blocks]} <= {"run", "parse-only"}
+    assert {mode for _, _, mode, _ in blocks} <= {"run", "parse-only"}
 
 
 @pytest.mark.parametrize("line,mode,command", SHELL, ids=[f"L{line}:{cmd[:40]}" for line, _, cmd in SHELL])
