@@ -151,7 +151,73 @@ class ArchGen:
         with this bundle, and ``archgen`` commands, have it too; the name must then be
         letters, digits and ``_.-+@=``. ``replace``: recalibrate a device calibrated
         earlier in this object (one restored from the store is replaced without it)."""
+        self._use("device", name)
+        if isinstance(name, str) and name in self.bundle.latency.targets and \
+                self.bundle.latency.head_of(name) == "profile":
+            return self._add_to_profile(name, archs, latencies_ms, persist=persist)
         return self._calibrate("device", name, archs, latencies_ms, replace=replace, persist=persist)
+
+    def _add_to_profile(self, name: str, archs, latencies_ms, *, persist: bool):
+        """Whole-network measurements of a profiled device refine its correction (the profile stays)."""
+        with torch_threads(self.threads):
+            cal = self.bundle.latency.add_measurements(name, archs, latencies_ms)
+        self._restored.discard(("device", name))
+        if persist:
+            profile = self.bundle.latency.profile_of(name)
+            self._persist("device", name, machine=profile.machine, settings=profile.settings)
+        return cal
+
+    def profile_local(self, name: str = "local", *, threads: int = 1, cache=None, progress: bool = True,
+                      persist: bool = True):
+        """Profile this machine: time every distinct kernel of the space with onnxruntime
+        (:func:`~archgen.profiles.measure_profile`: interleaved rounds, the measurement
+        cache, a progress bar; seconds to two minutes, then seconds again from the cache)
+        and add device ``name`` predicted from the profile (:mod:`predictors.profiled`).
+        Then ``predict_latency(archs, device="local")`` and ``generate(device="local", ...)``
+        use it; whole-network measurements given later (:meth:`calibrate_device`,
+        :meth:`calibrate_local`, ``generate(measurements=...)``) correct it. Stored with
+        this machine's id (``persist``), like :meth:`calibrate_local`. Returns the
+        :class:`~archgen.profiles.KernelProfile`."""
+        from .profiles import measure_profile
+
+        if persist:
+            self.calibration_store.path(self.space.name, "device", name)  # a bad name fails before measuring
+        check_threads(threads)
+        profile = measure_profile(self.space, threads=threads, cache=cache, progress=progress)
+        self._calibrate_profile(name, profile, persist=persist)
+        return profile
+
+    def calibrate_kernels(self, timings: str | os.PathLike, device: str, *, persist: bool = True):
+        """Add ``device`` from a kernel timings file made on it (``kernel,ms`` lines for the
+        kernels ``archgen kernels export`` wrote; :func:`~archgen.profiles.read_timings`):
+        for devices that run an inference runtime but no Python. A partial file works for
+        the networks whose kernels it has. Returns the :class:`~archgen.profiles.KernelProfile`."""
+        from .profiles import read_timings
+
+        if persist:
+            self.calibration_store.path(self.space.name, "device", device)
+        profile = read_timings(timings, self.space)
+        self._calibrate_profile(device, profile, persist=persist)
+        return profile
+
+    def _calibrate_profile(self, name: str, profile, *, persist: bool) -> None:
+        if name in self.bundle.latency.known_targets:
+            raise RequestError(f"{name!r} is a pretrained device of this bundle; profile it under another name")
+        key = ("device", name)
+        with torch_threads(self.threads):
+            self.bundle.latency.calibrate(name, [], [], replace=True, head="profile", profile=profile)
+        self._pending.pop(key, None)
+        self._restored.discard(key)
+        if persist:
+            self._persist("device", name, machine=profile.machine, settings=profile.settings)
+
+    def device_profile(self, name: str):
+        """The :class:`~archgen.profiles.KernelProfile` device ``name`` is predicted from
+        (:meth:`profile_local`, :meth:`calibrate_kernels`), or None for a device without one."""
+        self._use("device", name)
+        if name not in self.bundle.latency.targets:
+            self.bundle.latency.head_of(name)  # the unknown-device error, with the valid names
+        return self.bundle.latency.profile_of(name)
 
     def calibrate_task(self, name: str, archs: Sequence[ArchLike], accuracies: Sequence[float], *,
                        replace: bool = False, units: str = "percent", persist: bool = True, head: str = "gp"):
@@ -217,6 +283,11 @@ class ArchGen:
         settings = settings or RuntimeSettings()
         archs = self.space.sample(k, seed=seed)
         measured = measure_archs(self.space, archs, settings, cache=cache, progress=progress)
+        self._use("device", name)
+        if name in self.bundle.latency.targets and self.bundle.latency.head_of(name) == "profile":
+            # the correction learns what the kernels' sum misses, including the statistic (a latency
+            # is the lowest round's p10 everywhere: budgets, --verify, the measurement cache)
+            return self._add_to_profile(name, archs, [m.latency_ms for m in measured], persist=persist)
         cal = self._calibrate("device", name, archs, [m.latency_ms for m in measured], replace=replace,
                               persist=False)
         if persist:
@@ -272,9 +343,11 @@ class ArchGen:
         from .calibrations import StoredCalibration, _version, now
 
         archs, values = self._predictor(kind).measurements(name)
+        profile = self.bundle.latency.profile_of(name) if kind == "device" else None
         entry = StoredCalibration(self.space.name, kind, name, tuple(archs), tuple(float(v) for v in values),
                                   UNITS[kind], self.bundle.fingerprint(), self._bundle_source, now(), _version(),
-                                  machine, settings, self._predictor(kind).head_of(name))
+                                  machine, settings, self._predictor(kind).head_of(name),
+                                  None if profile is None else profile.to_json())
         try:
             path = self.calibration_store.save(entry)
         except OSError as exc:
@@ -319,8 +392,13 @@ class ArchGen:
         try:
             with warnings.catch_warnings():  # a fit that cannot be judged warned when it was made
                 warnings.simplefilter("ignore", CalibrationWarning)
+                profile = None
+                if entry.profile is not None:
+                    from .profiles import KernelProfile
+
+                    profile = KernelProfile.from_json(entry.profile, str(self._stored[(kind, name)].path))
                 self._predictor(kind).calibrate(name, list(entry.archs), list(entry.values), replace=True,
-                                                head=entry.head)
+                                                head=entry.head, profile=profile)
             self._restored.add((kind, name))
         except (ValueError, KeyError) as exc:  # RequestError, InvalidArchError, ...
             info = self._stored[(kind, name)]

@@ -123,6 +123,8 @@ class StoredCalibration:
     settings: dict | None = field(default=None, compare=False)
     #: how it predicts (``predictors.predictor.HEADS``); files made before heads existed are "linear"
     head: str = "linear"
+    #: head "profile": the device's kernel profile (:meth:`archgen.profiles.KernelProfile.to_json`)
+    profile: dict | None = field(default=None, compare=False)
 
     @property
     def k(self) -> int:
@@ -160,17 +162,21 @@ class StoredCalibration:
         if (not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                    and math.isfinite(v) for v in values)):
             raise bad("field values must be a list of finite numbers")
-        if len(archs) != len(values) or len(archs) < 2:
-            raise bad(f"{len(archs)} architectures and {len(values)} values (needs as many of each, at least 2)")
+        head = data.get("head", "linear")
+        if head not in ("linear", "gp", "profile"):
+            raise bad(f"field head must be linear, gp or profile, got {quote(head, 40)}")
+        least = 0 if head == "profile" else 2  # a profile alone needs no whole-network measurement
+        if len(archs) != len(values) or len(archs) < least:
+            raise bad(f"{len(archs)} architectures and {len(values)} values (needs as many of each, at least {least})")
+        if (head == "profile") != isinstance(data.get("profile"), dict):
+            raise bad("field profile must be an object exactly where head is profile")
         if data.get("machine") is not None and not isinstance(data["machine"], str):
             raise bad(f"field machine must be a string or null, got {quote(data['machine'], 60)}")
         if data.get("settings") is not None and not isinstance(data["settings"], dict):
             raise bad("field settings must be an object or null")
-        if data.get("head", "linear") not in ("linear", "gp"):
-            raise bad(f"field head must be linear or gp, got {quote(data.get('head'), 40)}")
         return cls(data["space"], data["kind"], data["name"], tuple(archs), tuple(float(v) for v in values),
                    data["units"], data["bundle"], data["bundle_source"], data["created"], data["archgen"],
-                   data.get("machine"), data.get("settings"), data.get("head", "linear"))
+                   data.get("machine"), data.get("settings"), head, data.get("profile"))
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,8 @@ class CalibrationInfo:
     bundle: str | None  # the first 12 hex digits of the bundle fingerprint it was made with
     status: str
     path: str
+    #: how it predicts: linear, gp or profile (a device's kernel profile); None where unreadable
+    head: str | None = None
 
     @property
     def loaded(self) -> bool:
@@ -202,7 +210,8 @@ class CalibrationInfo:
         if entry is None:  # a file that cannot be read: what its place in the store says
             return cls(name or path.stem, kind or path.parent.name, space or path.parent.parent.name, None, None,
                        None, status, str(path))
-        return cls(entry.name, entry.kind, entry.space, entry.k, entry.created, entry.bundle[:12], status, str(path))
+        return cls(entry.name, entry.kind, entry.space, entry.k, entry.created, entry.bundle[:12], status, str(path),
+                   entry.head)
 
 
 class CalibrationStore:

@@ -262,10 +262,11 @@ class Candidates(list):
 
 def predict_options(predictor, space, choices: np.ndarray, target: str):
     """``predictor``'s prediction of ``target`` for ``[n, S]`` option vectors: straight
-    from the vectors where it reads them, else through the decoded arch strings."""
+    from the vectors where it reads them, else through the decoded arch strings (a
+    profiled device's fast head: summing kernels is for the final samples)."""
     if predictor.reads_choices:
         return predictor.predict_choices(choices, target)
-    return predictor.predict([space.decode_choices(row) for row in choices.tolist()], target)
+    return predictor.predict([space.decode_choices(row) for row in choices.tolist()], target, exact=False)
 
 
 def make_reward(space, accuracy, task: str, latency, device: str | None, budget: float | None,
@@ -299,6 +300,37 @@ def true_columns(space, data, task: str, device: str | None):
     acc = table.accuracies.get(task)
     lat = table.latencies.get(device) if device is not None else None
     return table, acc, lat
+
+
+#: a profiled device sums the kernels of this many samples per requested candidate (at
+#: least :data:`PROFILE_SHORTLIST_MIN`), the most accurate its fast head lets through
+PROFILE_SHORTLIST_PER_CANDIDATE, PROFILE_SHORTLIST_MIN = 20, 100
+#: how far over budget (with the margin) the fast head may put a shortlisted sample
+PROFILE_SHORTLIST_SLACK = 1.25
+
+
+def predict_latency(latency, archs: list[str], device: str | None, accuracy: np.ndarray, n: int,
+                    budget: float | None, margin: float):
+    """Latency predictions of the distinct samples on ``device`` (None without one).
+
+    A profiled device's exact prediction sums each network's kernels (tens of ms per new
+    architecture: minutes for thousands of samples), so its fast head screens the samples and
+    only a shortlist -- the most accurate of those it puts within budget, with slack -- is
+    summed; the others are NaN (never chosen). Any other device predicts every sample."""
+    if device is None:
+        return None
+    if latency.head_of(device) != "profile":
+        return latency.predict(archs, device)
+    quick = latency.predict(archs, device, exact=False)
+    order = np.argsort(-accuracy, kind="stable")
+    if budget is not None:
+        order = order[quick.upper(margin)[order] <= budget * PROFILE_SHORTLIST_SLACK]
+    short = order[:max(PROFILE_SHORTLIST_PER_CANDIDATE * n, PROFILE_SHORTLIST_MIN)]
+    mean, std = np.full(len(archs), np.nan), np.full(len(archs), np.nan)
+    if len(short):
+        exact = latency.predict([archs[i] for i in short], device)
+        mean[short], std[short] = exact.mean, exact.std
+    return type(quick)(quick.target, quick.unit, mean, std)
 
 
 def resolve_task(bundle, task: str | None) -> str:
@@ -389,13 +421,15 @@ def generate(
             pass
     archs = list(dict.fromkeys(decoded))
     acc = bundle.accuracy.predict(archs, task)
-    lat = bundle.latency.predict(archs, device) if device is not None else None
+    lat = predict_latency(bundle.latency, archs, device, acc.mean, n, max_latency_ms, settings.margin)
     keys = [space.equivalence_key(a) for a in archs]
     measured, spent = {}, 0
     if measurements:
         from .refinement import refine
 
-        ref = refine(bundle.latency, device, archs, acc.mean, keys, max_latency_ms, n, measure, measurements)
+        ref = refine(bundle.latency, device, archs, acc.mean, keys, max_latency_ms, n, measure, measurements,
+                     predict=lambda: predict_latency(bundle.latency, archs, device, acc.mean, n, max_latency_ms,
+                                                     settings.margin))
         measured, spent, lat = ref.measured, ref.spent, ref.latency
     measured_ms = np.array([measured.get(a, np.nan) for a in archs])  # NaN: not measured
     if max_latency_ms is None:
@@ -405,7 +439,7 @@ def generate(
                             measured_ms <= max_latency_ms)
     novel = None if generator == RANDOM else gen.is_novel(archs)
     if not feasible.any():
-        i = int(np.argmin(lat.upper(settings.margin)))
+        i = int(np.nanargmin(lat.upper(settings.margin)))
         raise BudgetError(
             f"no architecture is predicted to run within {max_latency_ms} ms on {device!r}: the fastest of "
             f"{len(archs)} distinct samples, {archs[i]}, is predicted at {lat.mean[i]:.3f} ± {lat.std[i]:.3f} ms "

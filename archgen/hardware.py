@@ -181,7 +181,8 @@ def measure_latencies(
     than one block of runs (on a 2-core VM, 48 FBNet models measured twice
     agreed at Spearman 0.98 with 5 rounds of 10, 0.74 with one block of 50 and
     the median: ``python bench/hardware.py --part retest``).
-    ``input_shapes`` default to each model's declared input shape; the thread
+    ``input_shapes`` default to each model's declared input shape (that of its first
+    input; any further inputs take their declared shapes); the thread
     count is fixed so results are comparable across runs. A timing that is not
     finite and > 0 raises :class:`~archgen.errors.MeasurementError` rather than
     being returned (see :meth:`LatencyMeasurement.problems`).
@@ -204,8 +205,13 @@ def measure_latencies(
             shape = _check_shape(declared)
         else:
             shape = _check_shape(input_shapes[k])
-        x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-        runs.append((session, {model_input.name: x}, shape[0]))
+        rng = np.random.default_rng(seed)
+        feed = {model_input.name: rng.standard_normal(shape).astype(np.float32)}
+        for extra in session.get_inputs()[1:]:  # a kernel with several inputs (a node sum): static shapes
+            if not all(isinstance(d, int) for d in extra.shape):
+                raise ValueError(f"input {extra.name!r} of {str(onnx_path)!r} has symbolic dims {extra.shape}")
+            feed[extra.name] = rng.standard_normal(extra.shape).astype(np.float32)
+        runs.append((session, feed, shape[0]))
     for session, feed, _ in runs:
         for _ in range(warmup):
             session.run(None, feed)

@@ -54,20 +54,25 @@ def _measure_one(measure: Measure, arch: str) -> float:
 
 
 def refine(latency, device: str, archs: list[str], accuracy: np.ndarray, keys: list[str], budget: float, n: int,
-           measure: Measure, measurements: int, optimism: float = OPTIMISM) -> Refinement:
+           measure: Measure, measurements: int, optimism: float = OPTIMISM, predict=None) -> Refinement:
     """Spend up to ``measurements`` device measurements on the candidates among
     ``archs`` (predicted ``accuracy``; ``keys``: what each computes, see
     :meth:`~archgen.spaces.base.SearchSpace.equivalence_key`) that decide the
     ``n`` best distinct ones under ``budget`` ms. ``latency`` is the latency
     :class:`~predictors.predictor.MetricPredictor`; a calibrated ``device`` is
-    recalibrated with every measurement (and keeps them)."""
+    recalibrated with every measurement (and keeps them). ``predict``: what predicts
+    ``archs`` on ``device`` (default ``latency.predict(archs, device)``; generation passes
+    its shortlisting :func:`~archgen.generation.predict_latency`)."""
     acc = np.asarray(accuracy, dtype=np.float64)
+    if predict is None:
+        def predict():
+            return latency.predict(archs, device)
     calibrated = device not in latency.known_targets
     measured: dict[str, float] = {}
     if calibrated:  # what the device was calibrated from is measured already
         known = dict(zip(*latency.measurements(device)))
         measured.update({a: float(known[a]) for a in archs if a in known})
-    pred = latency.predict(archs, device)
+    pred = predict()
     spent = 0
     while spent < measurements:
         value = np.array([measured.get(a, np.nan) for a in archs])
@@ -89,5 +94,5 @@ def refine(latency, device: str, archs: list[str], accuracy: np.ndarray, keys: l
         spent += 1
         if calibrated:
             latency.add_measurements(device, [archs[i]], [measured[archs[i]]])
-            pred = latency.predict(archs, device)
+            pred = predict()
     return Refinement(measured, spent, pred)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from archgen.profiles import KernelProfile, ProfileWarning
+
 from archgen.errors import InvalidArchError, RequestError, UnknownNameError
 from archgen.validation import quote
 
@@ -30,12 +32,16 @@ from .calibration import (
 from .memory import LabelMemory, fit_label_memory
 from .task_gp import GPInputs, TaskGP, fit_task_gp
 from .model import EmbeddingPredictor, PackedEmbeddingPredictor
+from .profiled import ProfileCorrection, fit_correction
 
 #: how targets are normalised: latency as a ratio to the target's mean (scale-free
 #: shape, multiplicative device differences); accuracy standardised
 NORMALISATIONS = ("ratio", "standard")
 #: how a calibrated target predicts (:meth:`MetricPredictor.calibrate`)
-HEADS = ("linear", "gp")
+HEADS = ("linear", "gp", "profile")
+#: architectures sampled to fit the fast head that guidance scores a profiled device with
+#: (:meth:`MetricPredictor.predict_choices`): their profile sums are its labels
+PROFILE_GUIDE_POOL = 128
 #: architectures whose features are kept (about 200 bytes each)
 FEATURE_CACHE_SIZE = 500_000
 #: spaces with at most this many architectures get every feature precomputed
@@ -139,11 +145,15 @@ class _Target:
     archs: list[str] | None = None  # what a calibrated target was calibrated from
     values: np.ndarray | None = None
     gp: TaskGP | None = None  # set for targets calibrated with head="gp" (then posteriors is None)
+    profile: KernelProfile | None = None  # head="profile": the device's kernel profile ...
+    correction: ProfileCorrection | None = None  # ... and its learned correction
 
     @property
     def head(self) -> str | None:
         """How a calibrated target predicts (:data:`HEADS`); None for a pretrained one."""
-        return None if self.archs is None else "gp" if self.gp is not None else "linear"
+        if self.archs is None:
+            return None
+        return "profile" if self.profile is not None else "gp" if self.gp is not None else "linear"
 
 
 @dataclass
@@ -296,14 +306,35 @@ class MetricPredictor:
                     )
 
     # -- prediction ---------------------------------------------------------------------
-    def predict(self, archs, target: str, *, remembered: bool = True) -> Prediction:
+    def predict(self, archs, target: str, *, remembered: bool = True, exact: bool = True) -> Prediction:
         """Mean and spread of ``target`` for ``archs``. A pretrained target with a
         label memory answers its labelled architectures from it (``remembered=False``:
-        the network alone). Architectures outside the target's :meth:`domain` are
+        the network alone). A profiled device (head ``"profile"``) sums each network's
+        kernels (tens of milliseconds per new architecture); ``exact=False`` asks its fast
+        head instead (the features' linear fit to the profile that guidance uses). Architectures outside the target's :meth:`domain` are
         a :class:`~archgen.errors.DomainError`, never a silent extrapolation."""
         archs = self.coerce(archs)
         self.check_domain(archs, target)
+        if self._target(target).profile is not None and exact:
+            return self._predict_profiled(archs, target)
         return self._predict(self.features(archs), target, archs if remembered else None)
+
+    def _mean_features(self, archs: list[str]) -> np.ndarray:
+        """``[n, p]`` features averaged over members, without the constant column."""
+        return self.features(archs).mean(axis=0)[:, 1:]
+
+    def _predict_profiled(self, archs: list[str], target: str) -> Prediction:
+        """Profile sum times the learned correction (:mod:`predictors.profiled`); NaN, with a
+        :class:`~archgen.profiles.ProfileWarning`, where the profile lacks a needed kernel."""
+        tgt = self._target(target)
+        sums, lacking = tgt.profile.latencies(archs)
+        if lacking:
+            kernels = sorted({k for ks in lacking.values() for k in ks})
+            warnings.warn(f"{len(lacking)} of {len(archs)} architectures cannot be predicted on {target!r}: its "
+                          f"profile lacks {len(kernels)} kernel(s) they need ({', '.join(kernels[:3])}"
+                          f"{', ...' if len(kernels) > 3 else ''}); they are NaN", ProfileWarning, stacklevel=3)
+        ratio, spread = tgt.correction.predict(self._mean_features(archs)) if archs else (np.zeros(0), np.zeros(0))
+        return Prediction(target, self.unit, sums * ratio, sums * spread)
 
     @torch.no_grad()
     def predict_choices(self, choices: np.ndarray, target: str) -> Prediction:
@@ -389,14 +420,17 @@ class MetricPredictor:
         return self._target(target).scale
 
     # -- calibration -----------------------------------------------------------------------
-    def calibrate(self, name: str, archs, values, *, replace: bool = False, head: str = "linear") -> Calibration:
+    def calibrate(self, name: str, archs, values, *, replace: bool = False, head: str = "linear",
+                  profile: KernelProfile | None = None) -> Calibration:
         """Add target ``name`` from measured ``values`` of ``archs`` (k >= 2, differing).
 
         ``head``: ``"linear"`` infers a linear head on the features under the prior learned
         from the known targets (:func:`~predictors.calibration.calibrate_member`);
         ``"gp"`` (standardised targets: tasks) a Gaussian process whose kernels are learned
         from the known targets (:mod:`predictors.task_gp`), which can express a task
-        that is not a rescaled known one.
+        that is not a rescaled known one; ``"profile"`` (latency) a device from its kernel
+        ``profile`` (:class:`~archgen.profiles.KernelProfile`), the profile's sum corrected
+        by the k measured ``values`` (k may be 0: the profile alone; :mod:`predictors.profiled`).
 
         Values must be finite (latencies also > 0 ms); standardised targets (accuracy)
         must not be all equal, having no scale or ranking to learn. Each bad input is a
@@ -416,7 +450,16 @@ class MetricPredictor:
         archs = self.coerce(archs)
         if len(archs) != len(y):
             raise RequestError(f"got {len(archs)} architectures but {len(y)} values")
-        if len(y) < 2:
+        if head == "profile":
+            if self.kind != "latency":
+                raise RequestError(f"head='profile' is for devices (latency), not {self.kind} targets")
+            if not isinstance(profile, KernelProfile):
+                raise RequestError(f"head='profile' needs a KernelProfile, got {quote(profile)}")
+            if profile.space != self.space.name:
+                raise RequestError(f"the kernel profile is of space {profile.space!r}, not {self.space.name!r}")
+        elif profile is not None:
+            raise RequestError(f"a kernel profile goes with head='profile', not head={quote(head)}")
+        elif len(y) < 2:
             raise RequestError(f"calibration needs at least 2 measured architectures, got {len(y)}")
         seen: dict[str, int] = {}
         for i, a in enumerate(archs):
@@ -427,6 +470,8 @@ class MetricPredictor:
         if self.kind == "latency" and (y <= 0).any():
             i = int(np.flatnonzero(y <= 0)[0])
             raise RequestError(f"latencies must be positive milliseconds; position {i} is {float(y[i])}")
+        if head == "profile":
+            return self._calibrate_profile(name, archs, y, profile)
         if np.ptp(y) == 0 and self.normalisation == "standard":  # ratio (latency) keeps the level at least
             raise RequestError(f"the {noun} are all equal ({float(y[0]):g}); calibration needs differing values")
         if head not in HEADS:
@@ -460,6 +505,33 @@ class MetricPredictor:
         noise = scale * float(np.sqrt(noise_var))
         return Calibration(name, len(y), seconds, rho, noise)
 
+    def _calibrate_profile(self, name: str, archs: list[str], y: np.ndarray, profile: KernelProfile) -> Calibration:
+        start = time.perf_counter()
+        sums = profile.latency(archs)  # a measured network the profile cannot sum is an error
+        pool = self.space.sample(PROFILE_GUIDE_POOL, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ProfileWarning)
+            pool_sums, lacking = profile.latencies(pool)
+        pool = [a for a in pool if a not in lacking]
+        if len(pool) < 2:
+            raise RequestError(f"the kernel profile of {name!r} lacks kernels that {len(lacking)} of "
+                               f"{PROFILE_GUIDE_POOL} sampled architectures need; it predicts too little of the "
+                               f"{self.space.name} space to generate with (missing: {len(profile.missing())} kernels)")
+        pool_sums = pool_sums[np.isfinite(pool_sums)]
+        pool_features = self.features(pool)
+        correction = fit_correction(pool_features.mean(axis=0)[:, 1:], self._mean_features(archs), y / sums)
+        # what guidance scores proposals with: a linear head fitted to the corrected profile on the pool
+        guide = pool_sums * correction.predict(pool_features.mean(axis=0)[:, 1:])[0]
+        z, offset, scale = normalise(guide, self.normalisation)
+        known = self._known_weights
+        posteriors = [calibrate_member(known[e], pool_features[e], z, self.prior) for e in range(self.model.members)]
+        self._targets[name] = _Target(offset, scale, 0.0, posteriors, archs, y, profile=profile,
+                                      correction=correction)
+        fitted = self.predict(archs, name).mean
+        rho = _spearman(fitted, y) if len(y) > 1 and np.ptp(y) > 0 and np.ptp(fitted) > 0 else float("nan")
+        noise = float(np.sqrt(correction.noise) * np.median(sums)) if len(y) else float("nan")
+        return Calibration(name, len(y), time.perf_counter() - start, rho, noise)
+
     def choose_informative(self, archs, k: int) -> list[str]:
         """The ``k`` of ``archs`` whose measurements would calibrate a new target best
         (:func:`~predictors.calibration.informative_points`: informative under the
@@ -489,7 +561,12 @@ class MetricPredictor:
         if len(new) != len(values):
             raise RequestError(f"got {len(new)} architectures but {len(values)} values")
         merged.update(zip(new, values.tolist()))
-        return self.calibrate(name, list(merged), list(merged.values()), replace=True, head=self.head_of(name))
+        return self.calibrate(name, list(merged), list(merged.values()), replace=True, head=self.head_of(name),
+                              profile=self._target(name).profile)
+
+    def profile_of(self, name: str) -> KernelProfile | None:
+        """The kernel profile calibrated target ``name`` predicts from (head ``"profile"``), else None."""
+        return self._target(name).profile
 
     def tune_prior(
         self,

@@ -199,7 +199,7 @@ def test_another_bundle_is_refused(board, tmp_path, capsys):
         mine.generate("cifar10", "my_board", 10.0, n=1, samples=10)
     assert main(["calibrations", "--bundle", str(path)]) == 0  # the CLI judges against that bundle
     row = capsys.readouterr().out.splitlines()[1]
-    assert "my_board  10" in row and "refused: made with another bundle (embedded nb201" in row
+    assert "my_board  linear  10" in row and "refused: made with another bundle (embedded nb201" in row
     assert main(["calibrations"]) == 0  # and by default against the embedded one
     assert capsys.readouterr().out.splitlines()[1].endswith("loaded")
     # recalibrating with this bundle replaces the stored one, which the embedded bundle then refuses
@@ -317,9 +317,9 @@ def test_cli_lists_and_forgets(board, task, capsys):
     ag.calibrate_task("my_task", *task)
     assert main(["calibrations"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["space", "kind", "name", "k", "created", "bundle", "status"]
-    assert out[1].split()[:4] == ["nb201", "device", "my_board", "10"] and out[1].endswith("loaded")
-    assert out[2].split()[:4] == ["nb201", "task", "my_task", "20"]
+    assert out[0].split() == ["space", "kind", "name", "head", "k", "created", "bundle", "status"]
+    assert out[1].split()[:5] == ["nb201", "device", "my_board", "linear", "10"] and out[1].endswith("loaded")
+    assert out[2].split()[:5] == ["nb201", "task", "my_task", "gp", "20"]
     assert out[3].startswith("2 stored in ")
     assert main(["calibrations", "--space", "nb201", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["calibrations"]

@@ -62,7 +62,7 @@ def test_every_option_says_its_default():
     parser = build_parser()
     commands = _subparsers(parser)
     assert set(commands) == {"spaces", "show", "export", "measure", "pretrain", "train", "generate", "calibrations",
-                             "learn-task"}
+                             "learn-task", "kernels", "calibrate"}
     for name, sub in commands.items():
         formatter = sub._get_formatter()
         for action in sub._actions:

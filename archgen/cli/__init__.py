@@ -6,6 +6,7 @@
 - :mod:`~archgen.cli.generate`: ``generate``
 - :mod:`~archgen.cli.calibrations`: ``calibrations``
 - :mod:`~archgen.cli.task`: ``learn-task``
+- :mod:`~archgen.cli.kernels`: ``kernels``, ``calibrate``
 
 :func:`main` turns every error a user can cause into one line that names the
 command's flags (:mod:`~archgen.cli.messages`), and Ctrl-C into one line and exit 130.
@@ -18,7 +19,7 @@ import sys
 import warnings
 
 from ..errors import ArchGenError
-from . import calibrations, generate, inspect, measure, task, train
+from . import calibrations, generate, inspect, kernels, measure, task, train
 from .generate import read_calibration
 from .messages import speak_cli
 from .options import DefaultsFormatter, flags_of
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"archgen {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for group in (inspect, measure, train, generate, calibrations, task):
+    for group in (inspect, measure, train, generate, calibrations, task, kernels):
         group.add_parsers(sub)
     return parser
 

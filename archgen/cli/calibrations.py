@@ -101,8 +101,8 @@ def _forget(store, args) -> int:
 
 def calibration_table(infos) -> str:
     """The stored calibrations as a text table."""
-    header = ("space", "kind", "name", "k", "created", "bundle", "status")
-    rows = [(i.space, i.kind, i.name, "-" if i.k is None else str(i.k), i.created or "-", i.bundle or "-", i.status)
-            for i in infos]
+    header = ("space", "kind", "name", "head", "k", "created", "bundle", "status")
+    rows = [(i.space, i.kind, i.name, i.head or "-", "-" if i.k is None else str(i.k), i.created or "-",
+             i.bundle or "-", i.status) for i in infos]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *rows])

@@ -18,9 +18,10 @@ def add_parsers(sub) -> None:
                    help="task to maximise accuracy on, e.g. cifar100 (default: the bundle's task where it has "
                         "only one, as the FBNet and MobileNetV3 bundles' training-free 'proxy')")
     p.add_argument("--device", default=None,
-                   help="device to predict latency on: pretrained, new with --calibration (then stored: later "
-                        "calls need no --calibration), or 'local' (this machine, calibrated once and stored; "
-                        "default: none, accuracy only)")
+                   help="device to predict latency on: pretrained, added by `archgen calibrate` or new with "
+                        "--calibration (then stored: later calls need neither), or 'local' (this machine: its "
+                        "kernel profile from `archgen calibrate --profile`, else calibrated once from --local-k "
+                        "measurements and stored; default: none, accuracy only)")
     p.add_argument("--max-latency-ms", type=float, default=None, metavar="MS",
                    help="latency budget on --device in ms (default: no budget)")
     p.add_argument("-n", type=int, default=5, help=f"number of candidates, 1 to {MAX_CANDIDATES:,}")
@@ -40,8 +41,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--calibration", default=None, metavar="FILE.csv",
                    help="measured latencies of the new --device: a CSV with columns arch,latency_ms (default: none)")
     p.add_argument("--local-k", type=int, default=10,
-                   help="with --device local: architectures measured here to calibrate it (a stored calibration "
-                        "of another k is replaced)")
+                   help="with --device local and no stored kernel profile: architectures measured here to "
+                        "calibrate it (a stored calibration of another k is replaced)")
     p.add_argument("--verify", action="store_true",
                    help="measure the candidates on this machine (onnxruntime) and mark those over budget")
     p.add_argument("--measurements", type=int, default=0, metavar="N",
@@ -99,7 +100,11 @@ def _stored(ag, device: str):
 def _calibrate(ag, args) -> None:
     if args.device == "local" and not args.calibration:
         stored = _stored(ag, "local")
-        if stored is not None and stored.k == args.local_k:
+        if stored is not None and stored.head == "profile":
+            print(f"using the stored kernel profile of 'local' (this machine, {stored.created}"
+                  + (f", corrected by {stored.k} measurements" if stored.k else "") + "); `archgen calibrations "
+                  f"--forget local --space {ag.space.name}` to drop it", file=sys.stderr)
+        elif stored is not None and stored.k == args.local_k:
             print(f"using the stored calibration of 'local' ({stored.k} measurements on this machine, "
                   f"{stored.created}); `archgen calibrations --forget local --space {ag.space.name}` to measure "
                   "again", file=sys.stderr)

@@ -293,6 +293,11 @@ class AnbSpace(SearchSpace):
             ))
         return tuple(stages)
 
+    def kernel_cover(self) -> list[str]:
+        """Each (expansion, kernel, squeeze-excite) in every stage at its full depth: 12 networks."""
+        return [self.format([(e, k, max(STAGE_LAYERS[s]), se) for s in range(NUM_STAGES)])
+                for e in EXPANDS for k in KERNELS for se in (False, True)]
+
     @staticmethod
     def format(stages: Sequence) -> str:
         """The canonical string of 7 stages, each ``(expand, kernel, layers, se)``; validates every value."""

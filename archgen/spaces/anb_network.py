@@ -128,6 +128,10 @@ class AnbNetwork(nn.Module):
         self.classifier = nn.Linear(skeleton.head_width, num_classes)
         self._init_weights()
 
+    #: the modules that are one kernel each in its latency profile (:mod:`archgen.kernels`)
+    kernel_types = (MBConv, ConvBNAct, nn.Linear)
+    kernel_names = ()
+
     def _init_weights(self) -> None:
         """The reference's (torchvision EfficientNet's): conv weights He-normal (fan out),
         BN 1/0, linear U(+-1/sqrt(out_features)), biases 0."""

@@ -223,6 +223,16 @@ class SearchSpace(ABC):
         module = self.to_module(arch)
         return Complexity(count_flops(module, (1, *self.input_shape_of(arch))) / 2, float(count_parameters(module)))
 
+    def kernel_cover(self) -> list[str]:
+        """Architectures whose networks together run every distinct kernel of the space
+        (:func:`archgen.kernels.space_kernels`). Default: for each option position j, the
+        architecture taking option j at every slot that has one (option 0 elsewhere),
+        right where a kernel depends only on its slot's option and position."""
+        options = self.decisions.options
+        return list(dict.fromkeys(
+            self.decode_choices([j if j < len(o) else 0 for o in options])
+            for j in range(max(len(o) for o in options))))
+
     # -- shared helpers -------------------------------------------------------------
     def coerce(self, arch: str | ArchGraph) -> str:
         """Accept an arch string or an ArchGraph of this space; return the canonical string."""

@@ -118,6 +118,10 @@ class FBNetNetwork(nn.Module):
         self.classifier = nn.Linear(head_channels, num_classes)
         self._init_weights()
 
+    #: the modules that are one kernel each in its latency profile (:mod:`archgen.kernels`)
+    kernel_types = (InvertedResidual, ConvBNReLU, nn.AdaptiveAvgPool2d, nn.Linear)
+    kernel_names = ()
+
     def _init_weights(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

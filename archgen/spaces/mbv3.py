@@ -55,6 +55,9 @@ GRAPH_CLASSES = 1000
 #: option names of a layer slot in :attr:`MBv3Space.decisions` (kernel-major)
 LAYER_OPTIONS: tuple[str, ...] = tuple(f"k{k}_e{e}" for k in KERNELS for e in EXPANDS)
 SKIP = "skip"
+#: the input sides its kernels are timed at (:mod:`archgen.kernels`); the other sides'
+#: kernel latencies are interpolated along pixels between them
+PROFILE_RESOLUTIONS: tuple[int, ...] = (128, 160, 192, 224)
 RESOLUTION_OPTIONS: tuple[str, ...] = tuple(f"r{r}" for r in RESOLUTIONS)
 
 NUM_ARCHS = len(RESOLUTIONS) * sum((len(KERNELS) * len(EXPANDS)) ** d for d in DEPTHS) ** NUM_STAGES
@@ -268,6 +271,12 @@ class MBv3Space(SearchSpace):
     def size(self) -> int:
         """25 resolutions x (9^2 + 9^3 + 9^4)^5 layer choices (about 5.4e20)."""
         return NUM_ARCHS
+
+    def kernel_cover(self) -> list[str]:
+        """Every layer option at every position (stages at full depth), at each of
+        :data:`PROFILE_RESOLUTIONS`: 36 networks."""
+        return [self.format((r, tuple(((k, e),) * MAX_DEPTH for _ in range(NUM_STAGES))))
+                for r in PROFILE_RESOLUTIONS for k in KERNELS for e in EXPANDS]
 
     def input_shape_of(self, arch: str) -> tuple[int, int, int]:
         """``(3, r, r)``: the input shape ``arch``'s network is measured at."""

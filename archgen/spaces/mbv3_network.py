@@ -183,6 +183,10 @@ class MBv3Network(nn.Module):
         self.classifier = nn.Linear(sk.last_channel, num_classes)
         self._init_weights()
 
+    #: the modules that are one kernel each in its latency profile (:mod:`archgen.kernels`)
+    kernel_types = (MBConv, ConvBNAct, nn.Linear)
+    kernel_names = ("feature_mix",)
+
     def _init_weights(self) -> None:
         """OFA's ``he_fout``: conv weights N(0, 2 / (k*k*out)), BN 1/0, linear U(+-1/sqrt(in)), biases 0."""
         he_fout_init(self, linear_fan="in")

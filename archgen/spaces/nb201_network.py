@@ -43,6 +43,22 @@ def make_op(name: str, channels: int) -> nn.Module | None:
     raise ValueError(f"unknown NAS-Bench-201 op {name!r}")
 
 
+class NodeSum(nn.Module):
+    """The sum of a cell node's incoming terms (a module so that it is one kernel of the
+    network's latency profile, :mod:`archgen.kernels`; it exports as the same graph)."""
+
+    def forward(self, *terms: torch.Tensor) -> torch.Tensor:
+        return torch.stack(terms).sum(0)
+
+
+class ZeroNode(nn.Module):
+    """A node with no incoming edge: zeros of the input's shape, ``x * 0`` rather than
+    ``zeros_like`` to keep the input in the exported graph."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 0.0
+
+
 class Cell(nn.Module):
     """A cell of ``1 + max j`` nodes: node j = sum over i < j of op_(j,i)(node i);
     ``edges`` maps ``(j, i)`` to the op on that edge (edges left out act as ``none``)."""
@@ -55,13 +71,13 @@ class Cell(nn.Module):
             module = make_op(op, channels)
             if module is not None:
                 self.edges[f"{j}_{i}"] = module
+        self.sum, self.zero = NodeSum(), ZeroNode()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
         for j in range(1, self.num_nodes):
             terms = [self.edges[f"{j}_{i}"](nodes[i]) for i in range(j) if f"{j}_{i}" in self.edges]
-            # x * 0 rather than zeros_like: keeps the input in the exported graph
-            nodes.append(torch.stack(terms).sum(0) if len(terms) > 1 else terms[0] if terms else x * 0.0)
+            nodes.append(self.sum(*terms) if len(terms) > 1 else terms[0] if terms else self.zero(x))
         return nodes[-1]
 
 
@@ -112,6 +128,11 @@ class NB201Network(nn.Module):
             layers.extend(Cell(self.cell, c) for _ in range(cells_per_stage))
         self.cells = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
+
+    #: the modules that are one kernel each in its latency profile (:mod:`archgen.kernels`),
+    #: by type and by name
+    kernel_types = (ReLUConvBN, nn.AvgPool2d, ResidualReduction, NodeSum, ZeroNode)
+    kernel_names = ("stem", "head")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.cells(self.stem(x)))

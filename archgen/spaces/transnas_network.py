@@ -39,7 +39,7 @@ from torch import nn
 
 from ..validation import check_positive_ints
 
-from .nb201_network import ReLUConvBN
+from .nb201_network import NodeSum, ReLUConvBN
 
 #: macro-code digits: (doubles the width, halves the resolution)
 MODULE_KINDS: dict[str, tuple[bool, bool]] = {"1": (False, False), "2": (True, False), "3": (False, True),
@@ -80,6 +80,23 @@ def make_op(name: str, c_in: int, c_out: int, stride: int) -> nn.Module | None:
                      "nor_conv_3x3")
 
 
+class ZeroNode(nn.Module):
+    """A node with no incoming edge: zeros of its shape (C_out channels at the cell's
+    stride), computed from the input so that the exported graph keeps it (a 1x1 pooling
+    is ``x[:, :, ::s, ::s]`` without a strided slice, which ONNX exporters do not fold)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.c_in, self.c_out, self.stride = c_in, c_out, stride
+
+    def extra_repr(self) -> str:
+        return f"{self.c_in}, {self.c_out}, stride={self.stride}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (nn.functional.avg_pool2d(x, 1, stride=self.stride) if self.stride > 1 else x) * 0.0
+        return z if self.c_in == self.c_out else z[:, :1].expand(-1, self.c_out, -1, -1)
+
+
 class MicroCell(nn.Module):
     """A cell of ``1 + max j`` nodes: node j = sum over i < j of op_(j,i)(node i). Edges from
     node 0 map ``c_in`` to ``c_out`` with ``stride``; the others keep ``c_out``."""
@@ -94,18 +111,13 @@ class MicroCell(nn.Module):
             if module is not None:
                 self.edges[f"{j}_{i}"] = module
 
-    def _zero(self, x: torch.Tensor) -> torch.Tensor:
-        """Zeros of a node's shape (C_out channels at the cell's stride), computed from the
-        input so that the exported graph keeps it (a 1x1 pooling is ``x[:, :, ::s, ::s]``
-        without a strided slice, which ONNX exporters do not fold)."""
-        z = (nn.functional.avg_pool2d(x, 1, stride=self.stride) if self.stride > 1 else x) * 0.0
-        return z if self.c_in == self.c_out else z[:, :1].expand(-1, self.c_out, -1, -1)
+        self.sum, self.zero = NodeSum(), ZeroNode(c_in, c_out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
         for j in range(1, self.num_nodes):
             terms = [self.edges[f"{j}_{i}"](nodes[i]) for i in range(j) if f"{j}_{i}" in self.edges]
-            nodes.append(torch.stack(terms).sum(0) if len(terms) > 1 else terms[0] if terms else self._zero(x))
+            nodes.append(self.sum(*terms) if len(terms) > 1 else terms[0] if terms else self.zero(x))
         return nodes[-1]
 
 
@@ -163,6 +175,10 @@ class TransNASMicroNetwork(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    #: the modules that are one kernel each in its latency profile (:mod:`archgen.kernels`)
+    kernel_types = (ReLUConvBN, FactorizedReduce, NodeSum, ZeroNode)
+    kernel_names = ("stem", "head")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The encoder's feature map (``out_channels`` x side/32 x side/32): the reference's
