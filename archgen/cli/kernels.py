@@ -17,17 +17,22 @@ from .options import add_command, add_space
 
 
 def add_parsers(sub) -> None:
-    p = add_command(sub, "kernels", "list a space's distinct kernels, or export them as ONNX files to time on a device",
-                    cmd_kernels)
-    p.add_argument("action", choices=("list", "export"),
-                   help="list: the distinct kernels; export: one ONNX file per kernel, a manifest and TIMINGS.md")
-    p.add_argument("folder", nargs="?", default=None, metavar="DIR", help="with export: the folder to write")
-    add_space(p)
-    p.add_argument("--num-classes", type=int, default=None,
-                   help="classifier outputs of the head kernel (default: the space's: nb201 10, fbnet 100, "
-                        "mbv3 and anb 1000, transnas_micro 47)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    kernels = add_command(sub, "kernels", "list a space's distinct kernels, or export them as ONNX files to time "
+                          "on a device", cmd_kernels)
+    actions = kernels.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    for action, help in (("list", "list the space's distinct kernels"),
+                         ("export", "write one ONNX file per kernel, overhead.onnx, manifest.json and TIMINGS.md")):
+        p = add_command(actions, action, help, cmd_kernels)
+        if action == "export":
+            p.add_argument("folder", metavar="DIR", help="the folder to write")
+        add_space(p)
+        p.add_argument("--num-classes", type=int, default=None,
+                       help="classifier outputs of the head kernel (default: the space's: nb201 10, fbnet 100, "
+                            "mbv3 and anb 1000, transnas_micro 47)")
+        if action == "export":
+            p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+        p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = add_command(sub, "calibrate", "add a device from kernel timings, this machine's profile or whole-network "
                     "measurements; stored for later calls", cmd_calibrate, aliases={"timings": "kernels",
@@ -62,8 +67,6 @@ def cmd_kernels(args) -> int:
     if args.num_classes is not None and args.num_classes < 1:
         raise ValueError(f"--num-classes must be >= 1, got {args.num_classes}")
     if args.action == "list":
-        if args.folder is not None:
-            raise ValueError(f"`kernels list` takes no folder, got {args.folder!r} (did you mean `kernels export`?)")
         kernels = space_kernels(space, args.num_classes)
         if args.json:
             print(json.dumps({"space": space.name, "kernels": [k.to_dict() for k in kernels]}, indent=2))
@@ -72,8 +75,6 @@ def cmd_kernels(args) -> int:
                 print(f"{k.key}  {' + '.join('x'.join(map(str, s)) for s in k.input_shapes)}  {k.module}")
             print(f"{len(kernels)} distinct kernels in {space.name}")
         return 0
-    if args.folder is None:
-        raise ValueError("`kernels export` needs the folder to write: archgen kernels export DIR")
     done = export_kernels(space, args.folder, num_classes=args.num_classes, progress=not args.no_progress)
     if args.json:
         print(json.dumps({"space": done.space, "kernels": done.kernels, "folder": str(done.folder),
