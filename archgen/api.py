@@ -151,11 +151,15 @@ class ArchGen:
         with this bundle, and ``archgen`` commands, have it too; the name must then be
         letters, digits and ``_.-+@=``. ``replace``: recalibrate a device calibrated
         earlier in this object (one restored from the store is replaced without it)."""
-        self._use("device", name)
-        if isinstance(name, str) and name in self.bundle.latency.targets and \
-                self.bundle.latency.head_of(name) == "profile":
+        if self._profiled(name):
             return self._add_to_profile(name, archs, latencies_ms, persist=persist)
         return self._calibrate("device", name, archs, latencies_ms, replace=replace, persist=persist)
+
+    def _profiled(self, name) -> bool:
+        """Whether device ``name`` (restored from the store if need be) predicts from a kernel profile."""
+        self._use("device", name)
+        return isinstance(name, str) and name in self.bundle.latency.targets and \
+            self.bundle.latency.head_of(name) == "profile"
 
     def _add_to_profile(self, name: str, archs, latencies_ms, *, persist: bool):
         """Whole-network measurements of a profiled device refine its correction (the profile stays)."""
@@ -283,8 +287,7 @@ class ArchGen:
         settings = settings or RuntimeSettings()
         archs = self.space.sample(k, seed=seed)
         measured = measure_archs(self.space, archs, settings, cache=cache, progress=progress)
-        self._use("device", name)
-        if name in self.bundle.latency.targets and self.bundle.latency.head_of(name) == "profile":
+        if self._profiled(name):
             # the correction learns what the kernels' sum misses, including the statistic (a latency
             # is the lowest round's p10 everywhere: budgets, --verify, the measurement cache)
             return self._add_to_profile(name, archs, [m.latency_ms for m in measured], persist=persist)

@@ -118,7 +118,7 @@ def cmd_calibrate(args) -> int:
         cal = ag.calibrate_device(device, archs, values)
         result.update({"measurements": cal.k, "fit_spearman": cal.fit_spearman})
         print(f"calibrated {device!r} from {cal.k} whole-network measurements"
-              + (" on top of its kernel profile" if ag.bundle.latency.head_of(device) == "profile" else ""),
+              + (" on top of its kernel profile" if ag.device_profile(device) is not None else ""),
               file=sys.stderr)
     if args.json:
         print(json.dumps(result, indent=2))
