@@ -86,7 +86,9 @@ def pretrain_bundle(
         if logger is not None:
             logger.experiment.summary["train_seconds"] = meta["train_seconds"][kind]
             logger.experiment.finish()
-    notes = load_table(sp.name, root).device_notes
+    from .costs import COST_NOTES
+
+    notes = {**COST_NOTES, **load_table(sp.name, root).device_notes}
     meta.update({
         "device_notes": {d: notes[d] for d in meta["devices"] if d in notes},
         "command": command, "generators": list(generators), "generator_config": generator_config.to_dict(),

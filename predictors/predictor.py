@@ -385,6 +385,8 @@ class MetricPredictor:
         mean = tgt.offset + tgt.scale * mean_z
         if self.kind == "accuracy" and self.unit == "%":  # a linear head can extrapolate past 0..100 %
             mean = np.clip(mean, 0.0, 100.0)
+        elif self.normalisation == "ratio":  # ... and below 0 ms (TransNAS-Bench's dead cells in MACs)
+            mean = np.maximum(mean, 0.0)
         return Prediction(target, self.unit, mean, tgt.scale * np.sqrt(var_z))
 
     def _memory_ids(self, archs: list[str]) -> list:

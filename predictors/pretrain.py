@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from archgen.complexity import PROXY_TASK, proxy_scores
+from archgen.costs import cost_targets
 from archgen.data import load_table
 from archgen.errors import UnknownNameError
 from archgen.spaces import get_space
@@ -58,7 +59,8 @@ def pretrain_predictors(
     wandb_group: str | None = None,
 ) -> tuple[dict, dict]:
     """Train the latency predictor on ``devices`` and the accuracy predictor on
-    ``tasks`` of ``space``'s table (all, minus the excluded ones). Returns
+    ``tasks`` of ``space``'s table (all, minus the excluded ones); a table without
+    latencies trains it on the costs of :mod:`archgen.costs` instead. Returns
     ``({"latency": ..., "accuracy": ...}, meta)``. Configs left as None are the
     shipped ones (:data:`~predictors.fit.LATENCY_FIT`, :data:`~predictors.fit.ACCURACY_FIT`)
     sized for the table (:func:`~predictors.fit.for_table`). ``trainer_options`` go to every
@@ -71,7 +73,10 @@ def pretrain_predictors(
     sp = get_space(space)
     table = load_table(sp.name, root)
     archs = list(table.archs)
-    devices = _select(f"device of the {sp.name} table", table.devices, devices, exclude_devices)
+    latencies = {d: table.latency(d) for d in table.devices}
+    if not latencies:  # a table without latencies (TransNAS-Bench-101): device-independent costs stand in
+        latencies = cost_targets(sp, archs)
+    devices = _select(f"device of the {sp.name} table", list(latencies), devices, exclude_devices)
     # rows without any accuracy label (FBNet: all; MobileNetV3: the 5,000 latency rows)
     # keep the training-free proxy as a task that is known everywhere
     accuracies = dict(table.accuracies)
@@ -97,7 +102,7 @@ def pretrain_predictors(
                                   config={"space": sp.name, "kind": kind, "targets": names, "seed": seed,
                                           **config.to_dict()}, group=wandb_group)
         start = time.perf_counter()
-        values = {n: (table.latency(n) if kind == "latency" else accuracies[n]) for n in names}
+        values = {n: (latencies[n] if kind == "latency" else accuracies[n]) for n in names}
         if kind == "latency" and reuse_latency is not None:
             predictors[kind] = _reused(reuse_latency, sp, names, config, archs, seed, progress)
             timings[kind] = round(time.perf_counter() - start, 1)

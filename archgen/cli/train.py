@@ -19,7 +19,8 @@ def add_parsers(sub) -> None:
                    help="benchmark data folder (default: $ARCHGEN_DATA, else the packaged tables)")
     p.add_argument("--out", default=None, help="bundle path to write (default: ./<space>-bundle.pt)")
     p.add_argument("--devices", default=None,
-                   help="comma-separated benchmark devices to train on (default: all of the table's)")
+                   help="comma-separated benchmark devices to train on (default: all of the table's; "
+                        "a table without latencies, transnas_micro: the costs macs, traffic, kernels)")
     p.add_argument("--exclude-devices", default="", help="comma-separated benchmark devices to hold out "
                    "(default: none)")
     p.add_argument("--tasks", default=None, help="comma-separated tasks to train on (default: all of the table's)")
