@@ -112,9 +112,11 @@ def test_sigint_during_a_ray_measurement_keeps_finished_rows_and_leaves_no_worke
         from archgen.measurements import RuntimeSettings, measure_archs
         from archgen.spaces import get_space
         space = get_space("nb201")
-        measure_archs(space, space.sample(40, seed=11), RuntimeSettings(warmup=2, repeats=20), cache={str(cache)!r},
+        measure_archs(space, space.sample(40, seed=11), RuntimeSettings(warmup=2, repeats=300), cache={str(cache)!r},
                       progress=False, ray=True, workers=2)
     """)
+    # 300 repeats: each row takes ~0.5 s, so the SIGINT lands mid-run even on a loaded machine
+    # (with 20, the other 39 rows could finish between polls and the run ended normally)
     child = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
 
     def rows() -> int:
