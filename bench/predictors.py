@@ -28,6 +28,7 @@ from archgen.data import load_table
 from archgen.spaces import get_space
 from predictors.evaluation import leave_one_device_out
 from predictors.fit import ACCURACY_FIT, fit_predictor
+from predictors.predictor import TASK_HEADS
 from archgen.pretrain import pretrain_bundle
 
 SEEDS = range(5)
@@ -111,7 +112,7 @@ def task_calibration(space, table, k: int = 20) -> dict:
     chosen = pred.choose_informative(archs, k)  # the whole space: deterministic
     idx = np.array([archs.index(a) for a in chosen])
     rest = np.setdiff1d(np.arange(len(archs)), idx)
-    for head in ("linear", "gp"):
+    for head in TASK_HEADS:
         pred.calibrate("cifar100_k", chosen, c100[idx], replace=True, head=head)
         active[head] = round(float(kendalltau(pred.predict([archs[i] for i in rest], "cifar100_k").mean,
                                               c100[rest])[0]), 4)

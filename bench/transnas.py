@@ -41,7 +41,7 @@ from scipy.stats import kendalltau
 from archgen import get_space
 from archgen.data import load_table
 from predictors.fit import ACCURACY_FIT, fit_predictor, for_table
-from predictors.predictor import HEADS
+from predictors.predictor import TASK_HEADS
 
 K = 20
 SEEDS = (0, 1, 2, 3, 4)
@@ -66,12 +66,12 @@ def prior(threads: int) -> dict:
                              normalisation="standard", config=config, progress=False)
         fit_s = time.perf_counter() - start
         y = values[held]
-        out = {f"{head}_{choice}": [] for head in HEADS for choice in ("random", "active")}
+        out = {f"{head}_{choice}": [] for head in TASK_HEADS for choice in ("random", "active")}
         out["best_other_task"] = []
         for seed in SEEDS:
             labelled = np.random.default_rng(seed).choice(n, K, replace=False)
             rest = np.setdiff1d(np.arange(n), labelled)
-            for head in HEADS:
+            for head in TASK_HEADS:
                 pred.calibrate("held_out", [archs[i] for i in labelled], y[labelled], replace=True, head=head)
                 out[f"{head}_random"].append(kendalltau(pred.predict([archs[i] for i in rest], "held_out").mean,
                                                         y[rest])[0])
@@ -81,7 +81,7 @@ def prior(threads: int) -> dict:
         chosen = pred.choose_informative(archs, K)
         labelled = np.array([archs.index(a) for a in chosen])
         rest = np.setdiff1d(np.arange(n), labelled)
-        for head in HEADS:
+        for head in TASK_HEADS:
             pred.calibrate("held_out", chosen, y[labelled], replace=True, head=head)
             out[f"{head}_active"].append(kendalltau(pred.predict([archs[i] for i in rest], "held_out").mean,
                                                     y[rest])[0])

@@ -37,8 +37,10 @@ from .profiled import ProfileCorrection, fit_correction
 #: how targets are normalised: latency as a ratio to the target's mean (scale-free
 #: shape, multiplicative device differences); accuracy standardised
 NORMALISATIONS = ("ratio", "standard")
+#: the heads a task (accuracy) can be calibrated with; "profile" is for devices only
+TASK_HEADS = ("linear", "gp")
 #: how a calibrated target predicts (:meth:`MetricPredictor.calibrate`)
-HEADS = ("linear", "gp", "profile")
+HEADS = TASK_HEADS + ("profile",)
 #: architectures sampled to fit the fast head that guidance scores a profiled device with
 #: (:meth:`MetricPredictor.predict_choices`): their profile sums are its labels
 PROFILE_GUIDE_POOL = 128

@@ -10,6 +10,7 @@ from scipy.stats import kendalltau
 from archgen import ArchGen
 from archgen.data import load_table
 from archgen.errors import RequestError
+from predictors.predictor import TASK_HEADS
 from predictors.task_gp import GPInputs, fit_task_gp
 
 
@@ -39,7 +40,7 @@ def test_gp_head_ranks_a_known_task_from_few_labels(nb201):
     truth = table.accuracy("cifar100")[table.rows(rest)]
     archs = ag.space.sample(20, seed=1)
     taus = {}
-    for head in ("linear", "gp"):
+    for head in TASK_HEADS:
         cal = acc.calibrate("c100_again", archs, table.accuracy("cifar100")[table.rows(archs)], replace=True,
                             head=head)
         pred = acc.predict(rest, "c100_again")
